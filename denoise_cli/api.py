@@ -1,0 +1,42 @@
+"""The library entry points: load a denoiser once, apply it to arrays (no CLI needed)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from .checkpoint import load_model
+from .inference import DEFAULT_OVERLAP, Denoiser, pick_device
+from .weights import resolve
+
+
+def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto",
+                  precision: str = "fp32", tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> Denoiser:
+    """A ready :class:`Denoiser`: weights by registry name, path or hf:// address (None: default)."""
+    return Denoiser(load_model(resolve(weights)), pick_device(device), precision, tile, overlap)
+
+
+@lru_cache(maxsize=2)
+def _cached(weights: str | None, device: str) -> Denoiser:
+    return load_denoiser(weights, device=device)
+
+
+def denoise_image(image: np.ndarray, weights: str | os.PathLike | None = None, *, device: str = "auto") -> np.ndarray:
+    """Denoise one image array: uint8/uint16 or float in [0,1], H×W or H×W×C (C = 1 or 3).
+
+    Returns the same dtype and shape. The denoiser is cached across calls.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+        top = np.iinfo(arr.dtype).max
+        pixels = arr.astype(np.float32) / top
+    else:
+        top = None
+        pixels = arr.astype(np.float32)
+    shaped = pixels[..., None] if pixels.ndim == 2 else pixels
+    out = _cached(None if weights is None else str(weights), device)(shaped).reshape(arr.shape)
+    if top is None:
+        return out.astype(arr.dtype, copy=False)
+    return np.round(np.clip(out, 0, 1) * top).astype(arr.dtype)

@@ -1,0 +1,109 @@
+"""MWCNN: a U-Net whose down/up-sampling is the 2-D Haar wavelet transform (Liu et al., 2018).
+
+The Haar DWT is lossless and turns an H×W×C map into H/2×W/2×4C, so nothing is thrown away
+when the network goes coarser; the inverse transform brings it back. Output is residual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEVELS = 3
+MULTIPLE = 2**LEVELS  # input sides must be multiples of this; `MWCNN.forward` pads to it
+
+
+@dataclass(frozen=True)
+class MWCNNConfig:
+    """Architecture knobs: colour channels, width per level and 3×3 convs per block side."""
+
+    channels: int = 3
+    widths: tuple[int, int, int] = (32, 64, 128)
+    convs: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MWCNNConfig":
+        return cls(channels=int(d["channels"]), widths=tuple(int(w) for w in d["widths"]), convs=int(d["convs"]))
+
+
+#: Named widths: "small" is the fast, embeddable model; "full" matches the authors' MWCNN widths.
+ARCHS: dict[str, dict] = {
+    "small": {"widths": (32, 64, 128), "convs": 2},
+    "full": {"widths": (160, 256, 256), "convs": 4},
+}
+
+
+def dwt(x: torch.Tensor) -> torch.Tensor:
+    """Haar DWT: (N,C,H,W) → (N,4C,H/2,W/2) as [LL, HL, LH, HH] blocks of C channels."""
+    a = x[:, :, 0::2, 0::2]
+    b = x[:, :, 1::2, 0::2]
+    c = x[:, :, 0::2, 1::2]
+    d = x[:, :, 1::2, 1::2]
+    ll = (a + b + c + d) / 2
+    hl = (-a - b + c + d) / 2
+    lh = (-a + b - c + d) / 2
+    hh = (a - b - c + d) / 2
+    return torch.cat((ll, hl, lh, hh), dim=1)
+
+
+def iwt(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`dwt` (exact: the Haar basis used here is orthonormal)."""
+    n, c4, h, w = y.shape
+    c = c4 // 4
+    ll, hl, lh, hh = y[:, :c], y[:, c : 2 * c], y[:, 2 * c : 3 * c], y[:, 3 * c :]
+    out = y.new_empty((n, c, h * 2, w * 2))
+    out[:, :, 0::2, 0::2] = (ll - hl - lh + hh) / 2
+    out[:, :, 1::2, 0::2] = (ll - hl + lh - hh) / 2
+    out[:, :, 0::2, 1::2] = (ll + hl - lh - hh) / 2
+    out[:, :, 1::2, 1::2] = (ll + hl + lh + hh) / 2
+    return out
+
+
+def _block(c_in: int, c_out: int, n: int, last_relu: bool = True) -> nn.Sequential:
+    """n 3×3 convs, ReLU after each (the last one optional); the first maps c_in → c_out."""
+    layers: list[nn.Module] = []
+    for i in range(n):
+        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1))
+        if i < n - 1 or last_relu:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class MWCNN(nn.Module):
+    """Three-level MWCNN with additive skips between encoder and decoder and a residual output."""
+
+    def __init__(self, config: MWCNNConfig = MWCNNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        w1, w2, w3 = config.widths
+        n = config.convs
+        self.enc1 = _block(4 * c, w1, n)
+        self.enc2 = _block(4 * w1, w2, n)
+        self.bottom = nn.Sequential(_block(4 * w2, w3, n), nn.Conv2d(w3, 4 * w2, 3, padding=1))
+        self.dec2 = nn.Sequential(_block(w2, w2, max(n - 1, 1)), nn.Conv2d(w2, 4 * w1, 3, padding=1))
+        self.dec1 = nn.Sequential(_block(w1, w1, max(n - 1, 1)), nn.Conv2d(w1, 4 * c, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise x (N,C,H,W in [0,1]); any H, W (reflect-padded to a multiple of 8 inside)."""
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+        xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x
+        e1 = self.enc1(dwt(xp))
+        e2 = self.enc2(dwt(e1))
+        d2 = iwt(self.bottom(dwt(e2))) + e2
+        d1 = iwt(self.dec2(d2)) + e1
+        out = iwt(self.dec1(d1)) + xp
+        return out[..., :h, :w]
+
+
+def build_mwcnn(channels: int = 3, arch: str = "small") -> MWCNN:
+    """Build an MWCNN by arch name ("small" or "full")."""
+    spec = ARCHS[arch]
+    return MWCNN(MWCNNConfig(channels=channels, widths=tuple(spec["widths"]), convs=spec["convs"]))

@@ -1,0 +1,109 @@
+"""Run directories: config, periodic checkpoints, metrics log, resume and time budgets.
+
+A run survives Ctrl-C (a checkpoint is written before exiting) and a hard kill (it resumes
+from the last periodic checkpoint, losing at most one interval).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .io import write_bytes_atomic
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '30m', '1h30m', '2h'."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 30m, 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+class Run:
+    """A run directory: ``config.json``, ``checkpoint.safetensors`` + ``optimizer.pt``, ``metrics.jsonl``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.safetensors"
+
+    def exists(self) -> bool:
+        return self.checkpoint.exists()
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(self.path / "config.json", json.dumps(config, indent=2).encode())
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads((self.path / "config.json").read_text())
+
+    def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+             step: int, elapsed: float) -> None:
+        """Write weights and optimizer state; the weights file is replaced atomically last."""
+        tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
+                   for name, m in modules.items() for k, v in m.state_dict().items()}
+        opt_tmp = self.path / "optimizer.pt.part"
+        torch.save(optimizer.state_dict(), opt_tmp)
+        opt_tmp.replace(self.path / "optimizer.pt")
+        tmp = self.path / "checkpoint.part"
+        save_file(tensors, str(tmp), metadata={"step": str(step), "elapsed": f"{elapsed:.3f}"})
+        tmp.replace(self.checkpoint)
+
+    def load(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None) -> tuple[int, float]:
+        """Restore weights (and optimizer state when given); returns (step, elapsed seconds)."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.checkpoint), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(self.checkpoint))
+        for name, m in modules.items():
+            prefix = f"{name}."
+            m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        opt_path = self.path / "optimizer.pt"
+        if optimizer is not None and opt_path.exists():
+            optimizer.load_state_dict(torch.load(opt_path, weights_only=True))
+        return int(meta.get("step", 0)), float(meta.get("elapsed", 0.0))
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class Budget:
+    """Stops training after ``iterations`` steps or ``seconds`` of training time, whichever first."""
+
+    def __init__(self, iterations: int | None, seconds: float | None, step: int = 0, elapsed: float = 0.0):
+        if iterations is None and seconds is None:
+            raise ValueError("give --iterations and/or --time-budget")
+        self.iterations, self.seconds = iterations, seconds
+        self.step, self._before = step, elapsed
+        self._start = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return self._before + time.monotonic() - self._start
+
+    @property
+    def progress(self) -> float:
+        """Fraction done in [0, 1], by whichever limit is closer."""
+        fractions = []
+        if self.iterations:
+            fractions.append(self.step / self.iterations)
+        if self.seconds:
+            fractions.append(self.elapsed / self.seconds)
+        return min(1.0, max(fractions))
+
+    def done(self) -> bool:
+        return self.progress >= 1.0

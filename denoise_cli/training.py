@@ -1,0 +1,55 @@
+"""The shared optimisation loop: cosine learning rate over the budget, periodic checkpoints,
+progress with loss and ETA, and a checkpoint on Ctrl-C before the interrupt propagates."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .runs import Budget, Run
+
+
+def cosine_lr(lr0: float, progress: float, floor: float = 0.01) -> float:
+    """Cosine decay from lr0 to floor·lr0 as progress goes 0 → 1."""
+    return lr0 * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+               step_loss: Callable[[int], torch.Tensor], budget: Budget, lr0: float, *,
+               checkpoint_every: float = 120.0, log_every: int = 50, show_progress: bool = True,
+               description: str = "training") -> None:
+    """Run optimisation steps until the budget is spent; resumable through ``run``."""
+    for m in modules.values():
+        m.train()
+    last_save = time.monotonic()
+    smoothed = None
+    total = 1000
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), disable=not show_progress, transient=False) as bar:
+        task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
+        try:
+            while not budget.done():
+                lr = cosine_lr(lr0, budget.progress)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss = step_loss(budget.step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                budget.step += 1
+                value = float(loss.detach())
+                smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+                bar.update(task, completed=budget.progress * total, info=f"step {budget.step} loss {smoothed:.4g}")
+                if budget.step % log_every == 0:
+                    run.log({"step": budget.step, "loss": smoothed, "lr": lr, "elapsed": round(budget.elapsed, 1)})
+                if time.monotonic() - last_save > checkpoint_every:
+                    run.save(modules, optimizer, budget.step, budget.elapsed)
+                    last_save = time.monotonic()
+        except KeyboardInterrupt:
+            run.save(modules, optimizer, budget.step, budget.elapsed)
+            raise
+    run.save(modules, optimizer, budget.step, budget.elapsed)

@@ -1,0 +1,169 @@
+"""The weights registry (weights.toml), Hugging Face Hub downloads, sha256 checks, embedded default.
+
+``--weights`` takes a registry NAME, a local PATH (a .safetensors file or a folder holding
+``model.safetensors``), or ``hf://owner/repo/file.safetensors[@revision]``. Hub files go through
+huggingface_hub, so its cache, ``HF_HOME``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REGISTRY_CANDIDATES = (PACKAGE_DIR / "weights.toml", PACKAGE_DIR.parent / "weights.toml")
+
+
+class WeightsError(Exception):
+    """Weights that cannot be found, fetched or trusted; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One registry entry: what the model is, where its file lives, how it was made and measured."""
+
+    name: str
+    sha256: str
+    channels: int
+    noise: str
+    description: str = ""
+    size: int = 0
+    embedded: str | None = None
+    repo_id: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def on_hub(self) -> bool:
+        return bool(self.repo_id and self.filename)
+
+
+@dataclass(frozen=True)
+class Registry:
+    default: str
+    entries: dict[str, WeightsEntry]
+
+    def get(self, name: str) -> WeightsEntry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise WeightsError(f"unknown weights {name!r}: not a file and not in the registry "
+                               f"({', '.join(self.entries)}); see `denoise-cli weights list`") from None
+
+
+def registry_path() -> Path:
+    for p in REGISTRY_CANDIDATES:
+        if p.exists():
+            return p
+    raise WeightsError("weights.toml not found beside the package; reinstall denoise-cli")
+
+
+@lru_cache(maxsize=4)
+def load_registry(path: Path | None = None) -> Registry:
+    """Parse weights.toml (the installed copy, else the repository's)."""
+    path = path or registry_path()
+    data = tomllib.loads(path.read_text())
+    entries = {}
+    for name, e in data.get("models", {}).items():
+        src = e.get("source", {})
+        entries[name] = WeightsEntry(
+            name=name, sha256=e["sha256"], channels=int(e["channels"]), noise=e["noise"],
+            description=e.get("description", ""), size=int(e.get("size", 0)),
+            embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
+            revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
+    return Registry(default=data["default"], entries=entries)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, entry: WeightsEntry) -> Path:
+    """Return path if its sha256 matches the registry, else refuse it."""
+    got = sha256_file(path)
+    if got != entry.sha256:
+        raise WeightsError(f"sha256 mismatch for {entry.name} ({path}): expected {entry.sha256[:12]}…, "
+                           f"got {got[:12]}…; the file is corrupt or was tampered with — refusing it "
+                           f"(retry with `denoise-cli weights download {entry.name} --force`)")
+    return path
+
+
+def hub_download(repo_id: str, filename: str, revision: str | None, *, force: bool = False,
+                 what: str | None = None) -> Path:
+    """Fetch one file through huggingface_hub, turning its errors into one-line WeightsErrors."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    what = what or f"{repo_id}/{filename}"
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, force_download=force,
+                                    endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise WeightsError(f"{what} is not in the Hugging Face cache and offline mode is on "
+                               f"(HF_HUB_OFFLINE); download it once online, or pass --weights PATH") from None
+        raise WeightsError(f"cannot reach the Hugging Face Hub at {os.environ.get('HF_ENDPOINT') or constants.ENDPOINT} "
+                           f"to fetch {what}; check the network (or HF_ENDPOINT), or pass --weights PATH") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        raise WeightsError(f"{what} not found on the Hub ({repo_id}, {filename}, revision {revision or 'main'})") from None
+    except HfHubHTTPError as e:
+        raise WeightsError(f"Hub download of {what} failed: {str(e).splitlines()[0]}") from None
+
+
+def cached_path(entry: WeightsEntry) -> Path | None:
+    """The local file for an entry if it is embedded or already in the Hub cache, else None."""
+    if entry.embedded:
+        return PACKAGE_DIR / entry.embedded
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(entry.repo_id, entry.filename, revision=entry.revision)
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def fetch(entry: WeightsEntry, *, force: bool = False) -> Path:
+    """A verified local file for a registry entry, downloading from the Hub if needed."""
+    if entry.embedded:
+        path = PACKAGE_DIR / entry.embedded
+        if not path.exists():
+            raise WeightsError(f"embedded weights {path} are missing; reinstall denoise-cli")
+        return verify(path, entry)
+    if not entry.on_hub:
+        raise WeightsError(f"registry entry {entry.name} has neither an embedded file nor a Hub source")
+    return verify(hub_download(entry.repo_id, entry.filename, entry.revision, force=force, what=entry.name), entry)
+
+
+def resolve(spec: str | os.PathLike | None) -> Path:
+    """Turn a --weights value (None: the registry default) into a local, verified file."""
+    if spec is None:
+        reg = load_registry()
+        return fetch(reg.get(reg.default))
+    text = str(spec)
+    if text.startswith("hf://"):
+        body, _, revision = text[5:].partition("@")
+        parts = body.split("/")
+        if len(parts) < 3:
+            raise WeightsError(f"bad Hub address {text!r}: use hf://owner/repo/file.safetensors[@revision]")
+        return hub_download("/".join(parts[:2]), "/".join(parts[2:]), revision or None)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = path / "model.safetensors"
+        if not path.exists():
+            raise WeightsError(f"{spec} is a folder without model.safetensors")
+        return path
+    if path.exists():
+        return path
+    if os.sep in text or text.endswith(".safetensors"):
+        raise WeightsError(f"weights file {text} not found")
+    return fetch(load_registry().get(text))
