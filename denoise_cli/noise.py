@@ -78,7 +78,8 @@ def add_noise(clean: np.ndarray, spec: NoiseSpec | str, rng: np.random.Generator
         std = np.sqrt(alpha**2 * np.clip(x, 0, None) + delta**2) / 255.0
         y = x + rng.standard_normal(x.shape) * std
     elif spec.kind == "mg":
-        y = x + rng.standard_normal(x.shape) @ mg_factor(spec.params[0], x.shape[-1], rng).T
+        factor = mg_factor(spec.params[0], x.shape[-1], rng)  # this image's covariance first, then its noise
+        y = x + rng.standard_normal(x.shape) @ factor.T
     else:
         y = _camera_noise(x, spec.params[0], rng)
     return y.astype(np.float32).reshape(np.shape(clean))

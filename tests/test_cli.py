@@ -1,0 +1,110 @@
+"""The denoise command as a user runs it: batches with bad files, outputs, pipes, exit codes."""
+
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_cli
+from denoise_cli.io import Photo, encode_image, read_image, write_image
+
+
+def _png(path, h=32, w=40, c=3, seed=0):
+    px = np.random.default_rng(seed).random((h, w, c)).astype(np.float32)
+    write_image(Photo(px), path)
+    return path
+
+
+def test_batch_with_bad_files_continues_and_reports_one_line_each(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    _png(src / "good.png")
+    (src / "zero.png").write_bytes(b"")
+    (src / "text.png").write_text("no image here")
+    good = encode_image(Photo(np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)), "PNG")
+    (src / "trunc.png").write_bytes(good[:300])
+    out = tmp_path / "out"
+    r = run_cli("denoise", str(src), "-o", str(out), "--weights", str(tiny_weights))
+    err = r.stderr.decode()
+    assert r.returncode == 1
+    assert "Traceback" not in err
+    for name in ("zero.png", "text.png", "trunc.png"):
+        assert sum(name in line and "error" in line for line in err.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+
+
+def test_outputs_never_overwrite_inputs_or_existing_files(tmp_path, tiny_weights):
+    img = _png(tmp_path / "a.png")
+    before = img.read_bytes()
+    r = run_cli("denoise", str(img), "--suffix", "", "-w", str(tiny_weights))
+    assert r.returncode == 1 and b"overwrite an input" in r.stderr
+    assert img.read_bytes() == before
+    assert run_cli("denoise", str(img), "-w", str(tiny_weights)).returncode == 0
+    out = tmp_path / "a_denoised.png"
+    stamp = out.read_bytes()
+    r = run_cli("denoise", str(img), "-w", str(tiny_weights))
+    assert r.returncode == 1 and b"--overwrite" in r.stderr and out.read_bytes() == stamp
+    assert run_cli("denoise", str(img), "-w", str(tiny_weights), "--overwrite").returncode == 0
+
+
+def test_stdin_to_stdout_pipeline(tmp_path, tiny_weights):
+    data = encode_image(Photo(np.random.default_rng(2).random((24, 30, 3)).astype(np.float32)), "PNG")
+    r = run_cli("denoise", "-", "-w", str(tiny_weights), stdin=data)
+    assert r.returncode == 0, r.stderr
+    out = read_image(r.stdout)
+    assert out.pixels.shape == (24, 30, 3)
+    assert r.stderr == b""  # quiet when stdout carries the image
+
+
+def test_json_summary_and_default_embedded_model(tmp_path):
+    _png(tmp_path / "x.png", 64, 64)
+    r = run_cli("denoise", str(tmp_path / "x.png"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["done"] == 1 and summary["failed"] == 0
+    assert summary["results"][0]["target"].endswith("x_denoised.png")
+
+
+def test_keeps_16bit_alpha_and_gray(tmp_path, tiny_weights):
+    rng = np.random.default_rng(3)
+    alpha = rng.integers(0, 65535, (20, 20)).astype(np.uint16)
+    write_image(Photo(rng.random((20, 20, 3)).astype(np.float32), 16, alpha=alpha), tmp_path / "a.png")
+    Image.fromarray((rng.random((20, 20)) * 255).astype(np.uint8)).save(tmp_path / "g.png")
+    r = run_cli("denoise", str(tmp_path / "a.png"), str(tmp_path / "g.png"), "-o", str(tmp_path / "o"),
+                "-w", str(tiny_weights))
+    assert r.returncode == 0, r.stderr
+    a = read_image(tmp_path / "o" / "a.png")
+    assert a.bits == 16 and np.array_equal(a.alpha, alpha)
+    assert read_image(tmp_path / "o" / "g.png").channels == 1
+    assert b"gray image denoised with a color model" in r.stderr
+
+
+def test_recursive_folders_keep_structure(tmp_path, tiny_weights):
+    _png(tmp_path / "in" / "sub" / "deep.png") if (tmp_path / "in" / "sub").mkdir(parents=True) is None else None
+    _png(tmp_path / "in" / "top.png")
+    r = run_cli("denoise", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "-w", str(tiny_weights), "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "sub" / "deep.png").exists() and (tmp_path / "out" / "top.png").exists()
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path, tiny_weights):
+    img = _png(tmp_path / "a.png")
+    for args in (["denoise", str(img), "-w", str(tmp_path / "missing.safetensors")],
+                 ["denoise", str(img), "--device", "tpu"],
+                 ["denoise", str(img), "--format", "gif"],
+                 ["denoise", str(tmp_path / "empty-dir-none")],
+                 ["eval", "--data", str(tmp_path), "--noise", "bogus:1"]):
+        r = run_cli(*args)
+        assert r.returncode in (1, 2), args
+        assert b"Traceback" not in r.stderr, args
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 100)
+    r = run_cli("denoise", str(img), "-w", str(corrupt))
+    assert r.returncode == 2 and b"corrupt.safetensors" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_weights_list_shows_default():
+    r = run_cli("weights", "list", "--json")
+    rows = json.loads(r.stdout)
+    assert any(row["default"] and row["local"] for row in rows)
