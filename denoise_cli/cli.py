@@ -295,3 +295,65 @@ def eval_cmd(
     js, cs = write_report(rows, {"method": label, "data": str(data or noisy), "noise": str(spec or "given pairs"),
                                  "seed": seed}, out / safe)
     err.print(f"wrote {js} and {cs}", highlight=False)
+
+
+@app.command()
+def fit(
+    noisy_dir: Annotated[Path, typer.Argument(help="Folder of your noisy photos (any format denoise reads).",
+                                              show_default=False)],
+    run: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, metrics, denoised images, noise model.")],
+    mode: Annotated[str, typer.Option(help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
+    arch: Annotated[str, typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
+    time_budget: Annotated[Optional[str], typer.Option(help="Training time, e.g. 30m or 1h30m.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Training steps (with or instead of --time-budget).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an existing run up to the new budget.")] = False,
+    patch: Annotated[int, typer.Option(help="Training patch side (sub-image side in real mode).")] = 48,
+    batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
+    gamma: Annotated[float, typer.Option(help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
+    guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: self (the result) or noisy.")] = "self",
+    seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Stage 1: learn a denoiser and the camera's noise from noisy photos alone (no clean images).
+
+    Writes RUN/denoised/ (stage-1 results), RUN/noise_model.safetensors and RUN/noise_report.{json,png} (learned noise σ versus intensity). Ctrl-C saves a checkpoint; --resume continues.
+    """
+    from .inference import DeviceError, pick_device
+    from .io import ImageError
+    from .runs import Budget, Run, parse_duration
+    from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy
+
+    if time_budget is None and iterations is None:
+        raise fail("give --time-budget (e.g. 30m) and/or --iterations")
+    if mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy"):
+        raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy")
+    r = Run(run)
+    if r.exists() and not resume:
+        raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
+    try:
+        seconds = parse_duration(time_budget) if time_budget else None
+        dev = pick_device(device)
+        if r.exists():
+            cfg = None  # resume: the saved config wins
+            saved = r.read_config()
+            cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
+        else:
+            _, photos = load_noisy(noisy_dir)
+            auto, channels = auto_mode(photos)
+            cfg = FitConfig(mode=auto if mode == "auto" else mode, channels=channels, arch=arch, patch=patch,
+                            batch=batch, lr=lr, seed=seed, gamma=gamma, guide=guide)
+        err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, on {dev}", highlight=False)
+        with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("x", total=None)
+            report = run_fit(noisy_dir, r, cfg, Budget(iterations, seconds), dev,
+                             on_image=lambda _: bar.advance(task))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: checkpoint saved in {run}; continue with --resume")
+        raise typer.Exit(130)
+    except (ImageError, DeviceError, ValueError) as e:
+        raise fail(str(e))
+    sig = {g: [round(c[len(c) // 2], 2) for c in curves] for g, curves in report["sigma"].items()}
+    err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray {sig}; "
+              f"noise report {run / 'noise_report.png'}", highlight=False, soft_wrap=True)

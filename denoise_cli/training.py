@@ -21,8 +21,10 @@ def cosine_lr(lr0: float, progress: float, floor: float = 0.01) -> float:
 def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                step_loss: Callable[[int], torch.Tensor], budget: Budget, lr0: float, *,
                checkpoint_every: float = 120.0, log_every: int = 50, show_progress: bool = True,
-               description: str = "training") -> None:
-    """Run optimisation steps until the budget is spent; resumable through ``run``."""
+               description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0) -> None:
+    """Run optimisation steps until the budget is spent; resumable through ``run``.
+
+    The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)``."""
     for m in modules.values():
         m.train()
     last_save = time.monotonic()
@@ -33,7 +35,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
         try:
             while not budget.done():
-                lr = cosine_lr(lr0, budget.progress)
+                lr = cosine_lr(lr0, budget.progress) * lr_scale(budget.progress)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss = step_loss(budget.step)
@@ -52,4 +54,5 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         except KeyboardInterrupt:
             run.save(modules, optimizer, budget.step, budget.elapsed)
             raise
+    run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True})
     run.save(modules, optimizer, budget.step, budget.elapsed)

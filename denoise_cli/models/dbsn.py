@@ -1,0 +1,90 @@
+"""D-BSN: the dilated blind-spot network of Wu et al. (ECCV 2020, Fig. 3).
+
+Each output pixel sees its neighbourhood but never itself. The first conv of each branch is
+centrally masked (3×3 or 5×5 with the centre weight forced to 0); every later spatial conv is
+dilated by s ≥ 2 (3×3 mask) or s ≥ 3 (5×5 mask), so any path back to the input lands at an
+offset s·k + m with m a non-zero masked-kernel tap, which can never be 0. 1×1 convs and skips
+keep that. The head predicts the mean μ and a Cholesky factor of the covariance Σμ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..likelihood import cholesky_params, tril_from_params
+
+
+@dataclass(frozen=True)
+class DBSNConfig:
+    channels: int = 3
+    width: int = 32
+    modules: int = 5  # MDC modules per branch (paper: 7)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DBSNConfig":
+        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]))
+
+
+#: "paper": the paper's 7 MDC modules per branch at 64 channels; "small": trains usefully on a CPU.
+ARCHS = {"small": {"width": 32, "modules": 5}, "paper": {"width": 64, "modules": 7}}
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A k×k conv whose centre tap is always zero: output i never sees input i."""
+
+    def __init__(self, c_in: int, c_out: int, k: int) -> None:
+        super().__init__(c_in, c_out, k, padding=k // 2)
+        mask = torch.ones_like(self.weight)
+        mask[:, :, k // 2, k // 2] = 0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+
+class MDC(nn.Module):
+    """Multiple dilated convolution module: 1×1 conv, then 0/1/2 stacked dilated 3×3 convs in
+    three sub-branches, concatenated, fused by a 1×1 conv, plus a skip."""
+
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        def dconv() -> nn.Conv2d:
+            return nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.inp = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(inplace=True))
+        self.one = nn.Sequential(dconv(), nn.ReLU(inplace=True))
+        self.two = nn.Sequential(dconv(), nn.ReLU(inplace=True), dconv(), nn.ReLU(inplace=True))
+        self.fuse = nn.Conv2d(3 * width, width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.inp(x)
+        return x + self.fuse(torch.cat([t, self.one(t), self.two(t)], dim=1))
+
+
+class DBSN(nn.Module):
+    """Blind-spot network returning μ (N,C,H,W) and the Cholesky factor of Σμ (N,H,W,C,C)."""
+
+    def __init__(self, config: DBSNConfig = DBSNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, w, n = config.channels, config.width, config.modules
+        self.head = nn.Sequential(nn.Conv2d(c, w, 1), nn.ReLU(inplace=True))
+        self.branch3 = nn.Sequential(MaskedConv2d(w, w, 3), nn.ReLU(inplace=True), *[MDC(w, 2) for _ in range(n)])
+        self.branch5 = nn.Sequential(MaskedConv2d(w, w, 5), nn.ReLU(inplace=True), *[MDC(w, 3) for _ in range(n)])
+        self.tail = nn.Sequential(nn.Conv2d(2 * w, w, 1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 1),
+                                  nn.ReLU(inplace=True), nn.Conv2d(w, c + cholesky_params(c), 1))
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.head(y)
+        out = self.tail(torch.cat([self.branch3(f), self.branch5(f)], dim=1))
+        c = self.config.channels
+        return out[:, :c], tril_from_params(out[:, c:], c, offset=6.0)
+
+
+def build_dbsn(channels: int = 3, arch: str = "small") -> DBSN:
+    return DBSN(DBSNConfig(channels=channels, **ARCHS[arch]))

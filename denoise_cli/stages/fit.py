@@ -1,0 +1,231 @@
+"""Stage 1 (`fit`): learn a denoiser and the camera's noise from noisy images alone.
+
+D-BSN predicts each pixel's clean value from its neighbours, N(μ, Σμ); CNNest predicts the noise
+covariance Σn from the noisy value. Training is staged as in the authors' code, which is what
+makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by the constrained
+likelihood (eq. 8) with μ held; (C) everything jointly by eq. 8 at a 10× lower rate. Bayes
+fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pd.py),
+with one noise model per Bayer group, and guided-filtered after upsampling.
+
+Nothing here looks at clean images: no early stopping, no checkpoint choice, no tuning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..guided import guided_filter
+from ..inference import tiled
+from ..io import IMAGE_SUFFIXES, ImageError, Photo, read_image, to_channels, write_image
+from ..likelihood import bayes_fusion, constrained_nll, covariance
+from ..models.dbsn import DBSN, DBSNConfig, ARCHS
+from ..models.noise_model import NoiseModel
+from ..patches import random_patches
+from ..pd import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
+from ..runs import Budget, Run
+from ..training import train_loop
+
+PHASE_B, PHASE_C = 0.4, 0.7  # fractions of the budget where the likelihood phases start
+Mode = Literal["real", "synthetic"]
+
+
+@dataclass
+class FitConfig:
+    """Everything that defines a fit run (saved as config.json; resume reuses it)."""
+
+    mode: Mode
+    channels: int
+    arch: str = "small"
+    patch: int = 48  # pixels per side (sub-image side in real mode, whose crops are FACTOR× larger)
+    batch: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    gamma: float = 1.0  # Σn scale in Bayes fusion (authors: 0.9–1.0)
+    guide: Literal["self", "noisy"] = "self"  # guided-filter guide in real mode
+
+    @property
+    def groups(self) -> int:
+        return 4 if self.mode == "real" else 1
+
+
+def noisy_files(folder: str | Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"no images in {folder}")
+    return files
+
+
+def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
+    """Read every image of the folder (any format the package reads)."""
+    files = noisy_files(folder)
+    photos = []
+    for f in files:
+        try:
+            photos.append(read_image(f))
+        except ImageError as e:
+            raise ImageError(f"{f}: {e}") from None
+    return files, photos
+
+
+def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
+    """Colour photos → real mode (demosaicked noise); gray → synthetic mode."""
+    channels = 3 if any(p.channels == 3 for p in photos) else 1
+    return ("real" if channels == 3 else "synthetic"), channels
+
+
+class Stage1:
+    """D-BSN + noise model, for training batches and for denoising whole images."""
+
+    def __init__(self, cfg: FitConfig, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch])).to(device)
+        self.noise = NoiseModel(cfg.channels, cfg.groups).to(device)
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"dbsn": self.dbsn, "noise": self.noise}
+
+    def sample(self, images: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch of (sub-)images and their noise-model group."""
+        cfg = self.cfg
+        if cfg.mode == "real":
+            crops = random_patches(images, cfg.patch * FACTOR, max(1, cfg.batch // (FACTOR * FACTOR)), rng,
+                                   augment=False, align=2)
+            y, groups = pd_down(crops), bayer_groups(crops.shape[0])
+        else:
+            y = random_patches(images, cfg.patch, cfg.batch, rng)
+            groups = torch.zeros(y.shape[0], dtype=torch.long)
+        return y.to(self.device), groups.to(self.device)
+
+    def loss(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
+        mu, l_mu = self.dbsn(y)
+        if progress < PHASE_B:
+            return F.mse_loss(mu, y)
+        sigma_n = covariance(self.noise(y, groups))
+        if progress < PHASE_C:
+            return constrained_nll(y, mu.detach(), covariance(l_mu), sigma_n) + F.mse_loss(mu, y)
+        return constrained_nll(y, mu, covariance(l_mu), sigma_n)
+
+    @torch.no_grad()
+    def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        mu, l_mu = self.dbsn(y)
+        sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
+        return bayes_fusion(y, mu, covariance(l_mu), sigma_n)
+
+    @torch.no_grad()
+    def denoise_array(self, pixels: np.ndarray) -> np.ndarray:
+        """Stage-1 output x̂ for one H×W×C image in [0,1] (no guided filter)."""
+        self.dbsn.eval()
+        self.noise.eval()
+        y = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(self.device)
+        if self.cfg.mode == "real":
+            yp, (h, w) = pad_to_multiple(y)
+            x = pd_up(self.fuse(pd_down(yp), bayer_groups(1).to(self.device)))[..., :h, :w]
+        else:
+            x = self.fuse(y, torch.zeros(1, dtype=torch.long, device=self.device))
+        return x[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+
+    def denoise(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
+        """Stage-1 output for a whole image: tiled (tiles aligned to the pixel-shuffle grid), then
+        in real mode the guided filter (radius 1, ε 0.01)."""
+        x = tiled(self.denoise_array, pixels, tile, overlap) if max(pixels.shape[:2]) > tile else self.denoise_array(pixels)
+        if self.cfg.mode == "real":
+            guide = x if self.cfg.guide == "self" else pixels
+            x = np.clip(guided_filter(x, guide, 1, 0.01), 0, 1)
+        return x
+
+    def noise_report(self, levels: int = 21) -> dict:
+        """Learned σ (0–255) versus intensity, per channel and per group."""
+        lv = torch.linspace(0, 1, levels, device=self.device)
+        curves = {f"group{g}" if self.cfg.groups > 1 else "all": self.noise.sigma_curve(lv, g).cpu().numpy().T.tolist()
+                  for g in range(self.cfg.groups)}
+        return {"levels": lv.cpu().tolist(), "sigma": curves, "channels": self.cfg.channels}
+
+
+def plot_noise_report(report: dict, path: Path) -> None:
+    """A small line plot of σ(intensity) per channel and group, drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    w, h, m = 560, 360, 50
+    im = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(im)
+    ymax = max(5.0, max(max(max(c) for c in g) for g in report["sigma"].values()) * 1.15)
+    d.rectangle([m, 20, w - 20, h - m], outline="black")
+    for k in range(6):
+        v = ymax * k / 5
+        yy = h - m - (h - m - 20) * k / 5
+        d.text((5, yy - 6), f"{v:.1f}", fill="black")
+        d.line([m, yy, w - 20, yy], fill=(225, 225, 225))
+    for k in range(6):
+        xx = m + (w - 20 - m) * k / 5
+        d.text((xx - 8, h - m + 6), f"{k / 5:.1f}", fill="black")
+    d.text((w // 2 - 60, h - 22), "intensity (0–1)", fill="black")
+    d.text((5, 2), "learned noise σ (0–255)", fill="black")
+    colors = [(200, 30, 30), (30, 150, 30), (30, 60, 200)] if report["channels"] == 3 else [(0, 0, 0)]
+    dashes = [0, 4, 8, 12]
+    for gi, (gname, curves) in enumerate(report["sigma"].items()):
+        for ci, curve in enumerate(curves):
+            pts = [(m + (w - 20 - m) * x, h - m - (h - m - 20) * s / ymax) for x, s in zip(report["levels"], curve)]
+            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                d.line([x0, y0 + dashes[gi % 4] * 0, x1, y1], fill=colors[ci], width=2)
+            d.text((pts[-1][0] - 60, pts[-1][1] - 12 - 10 * gi), gname if ci == 0 else "", fill=colors[ci])
+    im.save(path)
+
+
+def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
+        show_progress: bool = True, on_image=None) -> dict:
+    """Train (or resume) a run, then write x̂ for every image, the noise model and its report."""
+    files, photos = load_noisy(noisy_dir)
+    if cfg is None:
+        mode, channels = auto_mode(photos)
+        cfg = FitConfig(mode=mode, channels=channels)
+    images = [to_channels(p.pixels, cfg.channels) for p in photos]
+    torch.manual_seed(cfg.seed)
+    stage = Stage1(cfg, device)
+    opt = torch.optim.Adam([p for m in stage.modules.values() for p in m.parameters()], lr=cfg.lr)
+    if run.exists():
+        budget.step, before = run.load(stage.modules, opt)
+        budget._before = before
+    run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg)})
+    rng = np.random.default_rng([cfg.seed, budget.step])
+
+    def step_loss(_: int) -> torch.Tensor:
+        y, groups = stage.sample(images, rng)
+        return stage.loss(y, groups, budget.progress)
+
+    train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
+               description="fit", lr_scale=lambda p: 0.1 if p >= PHASE_C else 1.0)
+
+    out_dir = run.path / "denoised"
+    for f, photo, img in zip(files, photos, images):
+        x = stage.denoise(img)
+        if photo.channels != cfg.channels:
+            x = to_channels(x, photo.channels)
+        write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
+        if on_image:
+            on_image(f)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous().cpu() for k, v in stage.noise.state_dict().items()},
+              str(run.path / "noise_model.safetensors"),
+              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode})
+    report = stage.noise_report()
+    (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
+    plot_noise_report(report, run.path / "noise_report.png")
+    return report
+
+
+def load_stage1(run: Run, device: torch.device = torch.device("cpu")) -> Stage1:
+    """Rebuild a trained Stage1 from a run directory (for distillation and benchmarks)."""
+    cfg_d = run.read_config()
+    cfg = FitConfig(**{k: v for k, v in cfg_d.items() if k in FitConfig.__dataclass_fields__})
+    stage = Stage1(cfg, device)
+    run.load(stage.modules, None)
+    return stage

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from denoise_cli.models.dbsn import ARCHS, build_dbsn
+from denoise_cli.models.noise_model import NoiseModel
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_blind_spot_gradient_is_exactly_zero(arch, channels):
+    torch.manual_seed(0)
+    m = build_dbsn(channels, arch)
+    y = torch.rand(1, channels, 33, 33, requires_grad=True)
+    mu, l_mu = m(y)
+    for i, j in ((16, 16), (3, 30)):
+        y.grad = None
+        (mu[0, :, i, j].sum() + l_mu[0, i, j].sum()).backward(retain_graph=True)
+        g = y.grad[0].abs().sum(0)
+        assert g[i, j] == 0.0
+        assert (g > 0).sum() > 200  # it does see a wide neighbourhood
+
+
+def test_noise_model_is_pixelwise_and_positive_definite():
+    torch.manual_seed(1)
+    n = NoiseModel(3, groups=4)
+    y = torch.rand(4, 3, 5, 6)
+    L = n(y, torch.tensor([0, 1, 2, 3]))
+    cov = L @ L.transpose(-1, -2)
+    assert cov.shape == (4, 5, 6, 3, 3)
+    assert (torch.linalg.eigvalsh(cov) > 0).all()
+    # pixel-wise: same value, same covariance anywhere
+    flat = torch.full((1, 3, 4, 4), 0.3)
+    Lf = n(flat, 0)
+    assert torch.allclose(Lf[0, 0, 0], Lf[0, 3, 2])
+    # starts at a small noise level (≈ 5/255)
+    assert (n.sigma_curve(torch.tensor([0.5]), 0) < 8).all()

@@ -1,0 +1,52 @@
+"""Stage 1 end to end on tiny images: the run folder has everything the issue lists."""
+
+import json
+
+import numpy as np
+
+from conftest import run_cli
+from denoise_cli.io import Photo, read_image, write_image
+from denoise_cli.noise import add_noise, quantize
+
+
+def _noisy_folder(tmp_path, channels):
+    d = tmp_path / f"noisy{channels}"
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    for i in range(2):
+        clean = np.stack([x, y, (x + y) / 2][:channels], axis=2)
+        write_image(Photo(quantize(add_noise(clean, "awgn:25", np.random.default_rng(i)))), d / f"n{i}.png")
+    return d
+
+
+def test_fit_gray_synthetic_and_resume(tmp_path):
+    d = _noisy_folder(tmp_path, 1)
+    run = tmp_path / "run"
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "4", "--patch", "24", "--batch", "2")
+    assert r.returncode == 0, r.stderr
+    for f in ("config.json", "checkpoint.safetensors", "metrics.jsonl", "noise_model.safetensors",
+              "noise_report.json", "noise_report.png", "denoised/n0.png", "denoised/n1.png"):
+        assert (run / f).exists(), f
+    assert json.loads((run / "config.json").read_text())["mode"] == "synthetic"
+    assert read_image(run / "denoised" / "n0.png").pixels.shape == (64, 64, 1)
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "4")
+    assert r.returncode == 2 and b"--resume" in r.stderr
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "6", "--resume")
+    assert r.returncode == 0, r.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] or [6]
+    assert max(steps) <= 6
+
+
+def test_fit_color_real_mode(tmp_path):
+    d = _noisy_folder(tmp_path, 3)
+    run = tmp_path / "run"
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((run / "noise_report.json").read_text())
+    assert set(report["sigma"]) == {"group0", "group1", "group2", "group3"}
+    assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
+
+
+def test_fit_needs_a_budget_and_images(tmp_path):
+    assert run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r")).returncode == 2
+    r = run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r"), "--iterations", "1")
+    assert r.returncode == 2 and b"no images" in r.stderr
