@@ -250,7 +250,7 @@ def eval_cmd(
     Protocol: noisy inputs are clipped and rounded to 8 bits as a saved image would be; outputs are rounded to 8 bits; PSNR and SSIM (Gaussian window σ=1.5) are on the 0–255 scale over all channels with no border crop. BM3D gets the true σ for AWGN and a MAD estimate otherwise.
     """
     from .evaluate import classical, evaluate, given_pairs, summarize, synthetic_pairs, write_report
-    from .io import ImageError
+    from .io import ImageError, list_images
     from .noise import NoiseSpecError, parse_spec
 
     if (data is None) == (noisy is None) or (noisy is None) != (clean is None):
@@ -272,7 +272,7 @@ def eval_cmd(
             table.add_column(col, justify="left" if col == "image" else "right")
         with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[n]}"),
                       console=err, transient=True) as bar:
-            task = bar.add_task("eval", total=limit or len(list((data or noisy).iterdir())), n="")
+            task = bar.add_task("eval", total=limit or len(list_images(data or noisy)), n="")
 
             def on_row(r) -> None:
                 bar.update(task, advance=1, n=f"{r.name} {r.psnr:.2f} dB")
@@ -322,7 +322,7 @@ def fit(
     from .inference import DeviceError, pick_device
     from .io import ImageError
     from .runs import Budget, Run, parse_duration
-    from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy
+    from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
 
     if time_budget is None and iterations is None:
         raise fail("give --time-budget (e.g. 30m) and/or --iterations")
@@ -335,9 +335,7 @@ def fit(
         seconds = parse_duration(time_budget) if time_budget else None
         dev = pick_device(device)
         if r.exists():
-            cfg = None  # resume: the saved config wins
-            saved = r.read_config()
-            cfg = FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
+            cfg = saved_config(r)  # resume: the run's own settings win
         else:
             _, photos = load_noisy(noisy_dir)
             auto, channels = auto_mode(photos)

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .io import IMAGE_SUFFIXES, ImageError, read_image, to_channels
+from .io import ImageError, list_images, read_image, to_channels
 from .metrics import estimate_sigma, psnr, ssim, to_255
 from .noise import NoiseSpec, add_noise, image_rng, parse_spec, quantize
 
@@ -33,18 +33,11 @@ class Row:
     megapixels: float
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"no images in {folder}")
-    return files
-
-
 def synthetic_pairs(clean_dir: str | Path, spec: NoiseSpec | str, seed: int, limit: int | None = None
                     ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(name, clean, noisy 8-bit) for each image of a folder; noise fixed by (seed, name)."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    for p in image_files(clean_dir)[:limit]:
+    for p in list_images(clean_dir)[:limit]:
         clean = quantize(read_image(p).pixels)
         yield p.name, clean, quantize(add_noise(clean, spec, image_rng(seed, p.name)))
 
@@ -52,7 +45,7 @@ def synthetic_pairs(clean_dir: str | Path, spec: NoiseSpec | str, seed: int, lim
 def given_pairs(noisy_dir: str | Path, clean_dir: str | Path, limit: int | None = None
                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(name, clean, noisy) matched by sorted order of two folders of equal size."""
-    noisy, clean = image_files(noisy_dir)[:limit], image_files(clean_dir)[:limit]
+    noisy, clean = list_images(noisy_dir)[:limit], list_images(clean_dir)[:limit]
     if len(noisy) != len(clean):
         raise ImageError(f"{noisy_dir} has {len(noisy)} images but {clean_dir} has {len(clean)}")
     for n, c in zip(noisy, clean):

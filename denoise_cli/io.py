@@ -279,15 +279,20 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in a folder, sorted; ImageError if there are none."""
+    try:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as e:
+        raise ImageError(f"cannot list {folder}: {e.strerror or e}") from None
+    if not files:
+        raise ImageError(f"no images in {folder}")
+    return files
+
+
 def read_rgb_folder(folder: str | os.PathLike, channels: int) -> list[np.ndarray]:
     """All images of a folder as float32 arrays with ``channels`` channels (for training)."""
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            out.append(to_channels(read_image(p).pixels, channels))
-    if not out:
-        raise ImageError(f"no images in {folder}")
-    return out
+    return [to_channels(read_image(p).pixels, channels) for p in list_images(folder)]
 
 
 def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:

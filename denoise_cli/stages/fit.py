@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..guided import guided_filter
 from ..inference import tiled
-from ..io import IMAGE_SUFFIXES, ImageError, Photo, read_image, to_channels, write_image
+from ..io import ImageError, Photo, list_images, read_image, to_channels, write_image
 from ..likelihood import bayes_fusion, constrained_nll, covariance
 from ..models.dbsn import DBSN, DBSNConfig, ARCHS
 from ..models.noise_model import NoiseModel
@@ -55,16 +55,9 @@ class FitConfig:
         return 4 if self.mode == "real" else 1
 
 
-def noisy_files(folder: str | Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"no images in {folder}")
-    return files
-
-
 def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
     """Read every image of the folder (any format the package reads)."""
-    files = noisy_files(folder)
+    files = list_images(folder)
     photos = []
     for f in files:
         try:
@@ -183,7 +176,9 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
         show_progress: bool = True, on_image=None) -> dict:
     """Train (or resume) a run, then write x̂ for every image, the noise model and its report."""
     files, photos = load_noisy(noisy_dir)
-    if cfg is None:
+    if cfg is None and run.exists():
+        cfg = saved_config(run)  # resuming: the run's own settings win
+    elif cfg is None:
         mode, channels = auto_mode(photos)
         cfg = FitConfig(mode=mode, channels=channels)
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
@@ -222,10 +217,14 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     return report
 
 
+def saved_config(run: Run) -> FitConfig:
+    """The FitConfig a run was started with."""
+    saved = run.read_config()
+    return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
+
+
 def load_stage1(run: Run, device: torch.device = torch.device("cpu")) -> Stage1:
     """Rebuild a trained Stage1 from a run directory (for distillation and benchmarks)."""
-    cfg_d = run.read_config()
-    cfg = FitConfig(**{k: v for k, v in cfg_d.items() if k in FitConfig.__dataclass_fields__})
-    stage = Stage1(cfg, device)
+    stage = Stage1(saved_config(run), device)
     run.load(stage.modules, None)
     return stage
