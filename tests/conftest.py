@@ -42,3 +42,23 @@ def run_cli(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "denoise_cli", *args], capture_output=True, input=stdin,
                           env=full_env, cwd=cwd, timeout=300)
+
+
+def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:
+    """A minimal valid DNG (RGGB mosaic, 16-bit) that LibRaw/rawpy can demosaic."""
+    import io
+
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    cfa = np.zeros((h, w), np.uint16)
+    cfa[0::2, 0::2], cfa[0::2, 1::2], cfa[1::2, 0::2], cfa[1::2, 1::2] = 30000, 20000, 20000, 10000
+    cfa = (cfa + rng.integers(0, 2000, (h, w))).astype(np.uint16)
+    identity = [v for x in (1, 0, 0, 0, 1, 0, 0, 0, 1) for v in (x * 10000, 10000)]
+    tags = [(254, "I", 1, 0, True), (33421, "H", 2, (2, 2), True), (33422, "B", 4, bytes([0, 1, 1, 2]), True),
+            (50706, "B", 4, bytes([1, 4, 0, 0]), True), (50708, "s", 0, "denoise-cli test camera", True),
+            (50721, 10, 9, identity, True), (50728, 5, 3, [1, 1, 1, 1, 1, 1], True), (50717, "H", 1, 65535, True)]
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, cfa, photometric=32803, extratags=tags)
+    path.write_bytes(buf.getvalue())
+    return path

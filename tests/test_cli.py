@@ -108,3 +108,13 @@ def test_weights_list_shows_default():
     r = run_cli("weights", "list", "--json")
     rows = json.loads(r.stdout)
     assert any(row["default"] and row["local"] for row in rows)
+
+
+def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
+    from conftest import make_dng
+
+    make_dng(tmp_path / "IMG_1.dng")
+    r = run_cli("denoise", str(tmp_path / "IMG_1.dng"), "-w", str(tiny_weights))
+    assert r.returncode == 0, r.stderr
+    out = read_image(tmp_path / "IMG_1_denoised.tif")
+    assert out.bits == 16 and out.channels == 3

@@ -113,3 +113,11 @@ def test_raw_garbage_is_a_clean_error(tmp_path):
     f.write_bytes(b"II*\0garbage" * 10)
     with pytest.raises(ImageError, match="RAW"):
         read_image(f)
+
+
+def test_camera_raw_is_demosaiced_to_16bit(tmp_path):
+    from conftest import make_dng
+
+    p = read_image(make_dng(tmp_path / "shot.dng"))
+    assert p.bits == 16 and p.format == "RAW" and p.pixels.shape == (64, 96, 3)
+    assert any("RAW" in n for n in p.notices)
