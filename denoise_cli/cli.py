@@ -355,3 +355,49 @@ def fit(
     sig = {g: [round(c[len(c) // 2], 2) for c in curves] for g, curves in report["sigma"].items()}
     err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray {sig}; "
               f"noise report {run / 'noise_report.png'}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def distill(
+    clean_dir: Annotated[Path, typer.Argument(help="Folder of clean images unrelated to your photos.", show_default=False)],
+    fit_run: Annotated[Path, typer.Option("--fit", help="A finished `fit` run folder.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output run folder \\[default: FIT/model].")] = None,
+    arch: Annotated[str, typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
+    time_budget: Annotated[Optional[str], typer.Option(help="Training time, e.g. 30m.")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="Training steps (with or instead of --time-budget).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an existing distill run up to the new budget.")] = False,
+    patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
+    batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay).")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Stage 2: train a fast MWCNN from the learned noise model and clean images.
+
+    Writes OUT/model.safetensors (use it with `denoise --weights OUT`) and OUT/entry.toml, a weights.toml entry with its sha256 and provenance. Ctrl-C saves a checkpoint; --resume continues.
+    """
+    from .inference import DeviceError, pick_device
+    from .io import ImageError
+    from .runs import Budget, Run, parse_duration
+    from .stages.distill import DistillConfig, distill as run_distill
+
+    if time_budget is None and iterations is None:
+        raise fail("give --time-budget (e.g. 30m) and/or --iterations")
+    if not (fit_run / "noise_model.safetensors").exists():
+        raise fail(f"{fit_run} is not a finished fit run (no noise_model.safetensors)")
+    if arch not in ("small", "full"):
+        raise fail("--arch small|full")
+    out_run = Run(out or fit_run / "model")
+    if out_run.exists() and not resume:
+        raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
+    try:
+        cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
+                            lr=lr, seed=seed)
+        seconds = parse_duration(time_budget) if time_budget else None
+        path = run_distill(cfg, out_run, Budget(iterations, seconds), pick_device(device))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")
+        raise typer.Exit(130)
+    except (ImageError, DeviceError, ValueError) as e:
+        raise fail(str(e))
+    err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out_run.path}`", highlight=False)

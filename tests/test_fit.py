@@ -50,3 +50,34 @@ def test_fit_needs_a_budget_and_images(tmp_path):
     assert run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r")).returncode == 2
     r = run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r"), "--iterations", "1")
     assert r.returncode == 2 and b"no images" in r.stderr
+
+
+def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
+    d = _noisy_folder(tmp_path, 3)
+    clean = tmp_path / "clean"
+    y, x = np.mgrid[0:80, 0:80] / 80.0
+    write_image(Photo(np.stack([y, x, 1 - x], 2).astype(np.float32)), clean / "c.png")
+    run = tmp_path / "run"
+    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16").returncode == 0
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "3", "--patch", "32", "--batch", "4")
+    assert r.returncode == 0, r.stderr
+    assert (run / "model" / "model.safetensors").exists() and "sha256" in (run / "model" / "entry.toml").read_text()
+    r = run_cli("denoise", str(d / "n0.png"), "-o", str(tmp_path / "out"), "--weights", str(run / "model"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
+    assert r.returncode == 2 and b"not a finished fit run" in r.stderr
+
+
+def test_synthesized_noise_follows_the_noise_model():
+    import torch
+
+    from denoise_cli.stages.distill import synthesize
+    from denoise_cli.stages.fit import FitConfig, Stage1
+
+    torch.manual_seed(0)
+    for mode in ("synthetic", "real"):
+        stage = Stage1(FitConfig(mode=mode, channels=3), torch.device("cpu"))
+        x = torch.full((2, 3, 64, 64), 0.5)
+        expected = stage.noise.sigma_curve(torch.tensor([0.5]), 0)[0]  # σ on 0–255 per channel
+        got = (synthesize(stage, x) - x).std(dim=(0, 2, 3)) * 255
+        assert torch.allclose(got, expected, rtol=0.15, atol=0.5), (mode, got, expected)

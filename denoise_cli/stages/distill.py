@@ -1,0 +1,135 @@
+"""Stage 2 (`distill`): train a fast MWCNN from the learned noise model and unrelated clean images.
+
+Pairs come from two sources (Wu et al. §3.1, eq. 1): clean patches x with noise synthesised by the
+fitted CNNest, ỹ = x + L(x)·n₀ (L the Cholesky factor of Σn, so cross-channel correlation is
+reproduced; in real mode per Bayer group through the same pixel-shuffle layout), and the noisy
+photos y with their stage-1 results x̂y as targets. Loss: ‖CDN(ỹ) − x‖² + λ‖CDN(y) − x̂y‖², λ = 0.1.
+As in the authors' code, 1/8 of each batch is noisy photos and the synthetic noise is scaled by
+d ~ U(0.9, 1.1) per patch. Synthesised noisy patches are clipped and rounded to 8 bits, like
+the photos they stand in for.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import save_model
+from ..io import list_images, read_image, read_rgb_folder, to_channels
+from ..models.mwcnn import build_mwcnn
+from ..patches import random_patches
+from ..pd import FACTOR, bayer_groups, pd_down, pd_up
+from ..runs import Budget, Run
+from ..training import train_loop
+from ..weights import sha256_file
+from .fit import Stage1, load_stage1
+
+
+@dataclass
+class DistillConfig:
+    fit_run: str
+    clean_dir: str
+    arch: str = "small"
+    patch: int = 64
+    batch: int = 16
+    lr: float = 1e-3
+    lam: float = 0.1
+    noisy_fraction: float = 0.125
+    jitter: float = 0.1  # synthetic noise scale d ~ U(1 − jitter, 1 + jitter)
+    seed: int = 0
+
+
+@torch.no_grad()
+def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """ỹ = x + L(x)·n₀ for clean patches x (N,C,H,W); real mode through the pixel-shuffle layout."""
+    real = stage.cfg.mode == "real"
+    xs = pd_down(x) if real else x
+    groups = bayer_groups(x.shape[0]).to(x.device) if real else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    L = stage.noise(xs, groups)  # (N',H',W',C,C)
+    n0 = torch.randn(*L.shape[:-1], 1, device=x.device, dtype=x.dtype)
+    noise = (L @ n0).squeeze(-1).permute(0, 3, 1, 2)
+    noise = pd_up(noise) if real else noise
+    if scale is not None:
+        noise = noise * scale.view(-1, 1, 1, 1)
+    return torch.round((x + noise).clamp(0, 1) * 255) / 255
+
+
+def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True) -> Path:
+    """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path."""
+    fit_run = Run(cfg.fit_run)
+    stage = load_stage1(fit_run, device)
+    for m in stage.modules.values():
+        m.eval().requires_grad_(False)
+    c = stage.cfg.channels
+    clean = read_rgb_folder(cfg.clean_dir, c)
+    noisy_dir = Path(fit_run.read_config()["noisy_dir"])
+    pairs = []  # noisy y and stage-1 x̂y stacked on channels, so one crop cuts both alike
+    for f in list_images(noisy_dir):
+        target = fit_run.path / "denoised" / f"{f.stem}.png"
+        if target.exists():
+            pairs.append(np.concatenate([to_channels(read_image(f).pixels, c), to_channels(read_image(target).pixels, c)], 2))
+    model = build_mwcnn(c, cfg.arch).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if out.exists():
+        budget.step, budget._before = out.load({"model": model}, opt)
+    out.write_config({"stage": "distill", **asdict(cfg)})
+    rng = np.random.default_rng([cfg.seed, budget.step])
+    torch.manual_seed(cfg.seed + budget.step)
+    n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs else 0
+    align = FACTOR if stage.cfg.mode == "real" else 1
+    patch = cfg.patch // align * align
+
+    def step_loss(_: int) -> torch.Tensor:
+        x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
+        scale = torch.empty(x.shape[0], device=device).uniform_(1 - cfg.jitter, 1 + cfg.jitter)
+        loss = F.mse_loss(model(synthesize(stage, x, scale)), x)
+        if n_noisy:
+            yx = random_patches(pairs, patch, n_noisy, rng).to(device)
+            loss = loss + cfg.lam * F.mse_loss(model(yx[:, :c]), yx[:, c:])
+        return loss
+
+    start = time.perf_counter()
+    train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
+               description="distill")
+    path = out.path / "model.safetensors"
+    save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
+               noise_mode=stage.cfg.mode)
+    _write_entry(out, path, cfg, stage, budget, time.perf_counter() - start, device)
+    return path
+
+
+def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, budget: Budget, seconds: float,
+                 device: torch.device) -> None:
+    """A weights.toml-style entry beside the model: architecture, sha256 and provenance."""
+    model = build_mwcnn(stage.cfg.channels, cfg.arch)
+    params = sum(p.numel() for p in model.parameters())
+    hw = f"{platform.processor() or platform.machine()} ({device})"
+    name = out.path.parent.name if out.path.name == "model" else out.path.name
+    noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
+    text = f'''[models.{name}]
+description = "MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {cfg.clean_dir}"
+architecture = {{ arch = "mwcnn", name = "{cfg.arch}", params = {params} }}
+channels = {stage.cfg.channels}
+noise = "learned ({stage.cfg.mode} mode)"
+format = "safetensors"
+sha256 = "{sha256_file(path)}"
+size = {path.stat().st_size}
+source = {{ local = "{path}" }}
+
+[models.{name}.training]
+kind = "unpaired: fit (stage 1) + distill (stage 2)"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path}"
+data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
+hardware = "{hw}"
+time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
+
+[models.{name}.metrics]
+# fill in with `denoise-cli eval --weights {out.path} ...`
+'''
+    (out.path / "entry.toml").write_text(text)
