@@ -401,3 +401,51 @@ def distill(
     except (ImageError, DeviceError, ValueError) as e:
         raise fail(str(e))
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out_run.path}`", highlight=False)
+
+
+@weights_app.command("export")
+def weights_export(
+    model: Annotated[Path, typer.Argument(help="A distill output folder (holding model.safetensors).", show_default=False)],
+    dest: Annotated[Path, typer.Argument(help="Folder to write: weights, config.json, entry.toml, README.md.",
+                                         show_default=False)],
+    upload: Annotated[Optional[str], typer.Option(help="Also upload to this Hub repo (owner/name); needs a token.")] = None,
+) -> None:
+    """Write a folder ready for the Hugging Face Hub (model card with provenance and measurements)."""
+    from .export import export_model, upload_folder
+    from .weights import WeightsError
+
+    try:
+        out = export_model(model, dest)
+        err.print(f"exported to {out}", highlight=False)
+        if upload:
+            err.print(f"uploaded {upload} at {upload_folder(out, upload)}", highlight=False)
+    except WeightsError as e:
+        raise fail(str(e))
+    except Exception as e:  # huggingface_hub errors: authentication, network
+        raise fail(f"upload failed: {str(e).splitlines()[0]}", EXIT_SOME_FAILED)
+
+
+@app.command()
+def adapt(
+    noisy_dir: Annotated[Path, typer.Argument(help="Your noisy photos.", show_default=False)],
+    clean_dir: Annotated[Path, typer.Argument(help="Unrelated clean images.", show_default=False)],
+    run: Annotated[Path, typer.Option(help="Run folder (fit in RUN, the model in RUN/model).")],
+    time_budget: Annotated[str, typer.Option(help="Total training time, split 60/40 between fit and distill.")] = "1h",
+    device: DeviceOpt = "auto",
+) -> None:
+    """Adapt to a new camera in one command: `fit` on your noisy photos, then `distill`.
+
+    Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
+    """
+    from .runs import parse_duration
+
+    try:
+        total = parse_duration(time_budget)
+    except ValueError as e:
+        raise fail(str(e))
+    fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", device=device, mode="auto", arch="small",
+        iterations=None, resume=(run / "checkpoint.safetensors").exists(), patch=48, batch=8, lr=1e-3, gamma=1.0,
+        guide="self", seed=0)
+    distill(clean_dir, run, out=None, arch="small", time_budget=f"{total * 0.4:.0f}s", iterations=None,
+            resume=(run / "model" / "checkpoint.safetensors").exists(), patch=64, batch=16, lr=1e-3, seed=0,
+            device=device)

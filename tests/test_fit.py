@@ -66,6 +66,10 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
     assert r.returncode == 2 and b"not a finished fit run" in r.stderr
+    r = run_cli("weights", "export", str(run / "model"), str(tmp_path / "hub"))
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in (tmp_path / "hub").iterdir()} == {"model.safetensors", "config.json", "entry.toml", "README.md"}
+    assert "sha256" in (tmp_path / "hub" / "README.md").read_text()
 
 
 def test_synthesized_noise_follows_the_noise_model():
@@ -81,3 +85,13 @@ def test_synthesized_noise_follows_the_noise_model():
         expected = stage.noise.sigma_curve(torch.tensor([0.5]), 0)[0]  # σ on 0–255 per channel
         got = (synthesize(stage, x) - x).std(dim=(0, 2, 3)) * 255
         assert torch.allclose(got, expected, rtol=0.15, atol=0.5), (mode, got, expected)
+
+
+def test_adapt_runs_fit_then_distill(tmp_path):
+    d = _noisy_folder(tmp_path, 1)
+    clean = tmp_path / "clean"
+    write_image(Photo(np.random.default_rng(5).random((72, 72, 1)).astype(np.float32)), clean / "c.png")
+    r = run_cli("adapt", str(d), str(clean), "--run", str(tmp_path / "cam"), "--time-budget", "4s")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cam" / "noise_model.safetensors").exists()
+    assert (tmp_path / "cam" / "model" / "model.safetensors").exists()
