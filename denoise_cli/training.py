@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .runs import Budget, Run
@@ -31,7 +32,8 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     smoothed = None
     total = 1000
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), disable=not show_progress, transient=False) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                  disable=not show_progress, transient=False) as bar:
         task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
         try:
             while not budget.done():
