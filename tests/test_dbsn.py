@@ -34,3 +34,11 @@ def test_noise_model_is_pixelwise_and_positive_definite():
     assert torch.allclose(Lf[0, 0, 0], Lf[0, 3, 2])
     # starts at a small noise level (≈ 5/255)
     assert (n.sigma_curve(torch.tensor([0.5]), 0) < 8).all()
+
+
+def test_noise_model_can_start_at_a_given_sigma():
+    n = NoiseModel(3, groups=2)
+    n.init_sigma(25.0)
+    for g in (0, 1):
+        s = n.sigma_curve(torch.tensor([0.2, 0.8]), g)
+        assert torch.allclose(s, torch.full_like(s, 25.0), rtol=0.05)

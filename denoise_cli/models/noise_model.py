@@ -52,6 +52,18 @@ class NoiseModel(nn.Module):
         return out
 
     @torch.no_grad()
+    def init_sigma(self, sigma: float) -> None:
+        """Start every group at a flat noise level σ (0–255), e.g. a blind MAD estimate, so short
+        runs need not climb from the default 5/255 one small Adam step at a time."""
+        rows, cols = torch.tril_indices(self.channels, self.channels)
+        v = max(sigma / 255 - 1e-3, 1e-4)
+        bias = 4.0 + float(torch.log(torch.expm1(torch.tensor(v))))  # inverse of softplus(t − 4) + 1e-3
+        for net in self.nets:
+            last = net[-1]
+            last.bias.zero_()
+            last.bias[rows == cols] = bias
+
+    @torch.no_grad()
     def sigma_curve(self, levels: torch.Tensor, group: int = 0) -> torch.Tensor:
         """Noise standard deviation per channel (0–255) on flat gray images at each level in [0,1]."""
         y = levels.view(-1, 1, 1, 1).expand(-1, self.channels, 1, 1).contiguous()

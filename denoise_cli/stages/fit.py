@@ -67,6 +67,15 @@ def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
     return files, photos
 
 
+def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
+    """Median MAD noise estimate (0–255) over the images, on pixel-shuffled sub-images in real
+    mode (where neighbouring pixels' noise is correlated). Uses the noisy images only."""
+    from ..metrics import estimate_sigma
+
+    est = [estimate_sigma(img[::FACTOR, ::FACTOR] if mode == "real" else img) for img in images]
+    return float(np.median(est))
+
+
 def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     """Colour photos → real mode (demosaicked noise); gray → synthetic mode."""
     channels = 3 if any(p.channels == 3 for p in photos) else 1
@@ -188,6 +197,8 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     if run.exists():
         budget.step, before = run.load(stage.modules, opt)
         budget._before = before
+    else:
+        stage.noise.init_sigma(blind_sigma(images, cfg.mode))
     run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg)})
     rng = np.random.default_rng([cfg.seed, budget.step])
 
