@@ -168,15 +168,14 @@ def plot_noise_report(report: dict, path: Path) -> None:
     for k in range(6):
         xx = m + (w - 20 - m) * k / 5
         d.text((xx - 8, h - m + 6), f"{k / 5:.1f}", fill="black")
-    d.text((w // 2 - 60, h - 22), "intensity (0–1)", fill="black")
-    d.text((5, 2), "learned noise σ (0–255)", fill="black")
+    d.text((w // 2 - 60, h - 22), "intensity (0-1)", fill="black")  # Pillow's default font is ASCII-only
+    d.text((5, 2), "learned noise sigma (0-255)", fill="black")
     colors = [(200, 30, 30), (30, 150, 30), (30, 60, 200)] if report["channels"] == 3 else [(0, 0, 0)]
-    dashes = [0, 4, 8, 12]
     for gi, (gname, curves) in enumerate(report["sigma"].items()):
         for ci, curve in enumerate(curves):
             pts = [(m + (w - 20 - m) * x, h - m - (h - m - 20) * s / ymax) for x, s in zip(report["levels"], curve)]
             for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-                d.line([x0, y0 + dashes[gi % 4] * 0, x1, y1], fill=colors[ci], width=2)
+                d.line([x0, y0, x1, y1], fill=colors[ci], width=2)
             d.text((pts[-1][0] - 60, pts[-1][1] - 12 - 10 * gi), gname if ci == 0 else "", fill=colors[ci])
     im.save(path)
 
