@@ -121,7 +121,7 @@ def tiled(fn, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     """Apply ``fn`` tile by tile with ``overlap`` context, blending into one output."""
     h, w, c = pixels.shape
     out = np.zeros((h, w, c), np.float32)
-    weight = np.zeros((h, w, 1), np.float32)
+    weight = np.zeros((h, w, 1), np.float32)  # accumulators are updated in place: no full-size temporaries
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             ya, yb = max(0, y0 - overlap), min(h, y0 + tile + overlap)
@@ -130,6 +130,8 @@ def tiled(fn, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
             wy = _ramp(yb - ya, y0 - ya, yb - min(h, y0 + tile), overlap)
             wx = _ramp(xb - xa, x0 - xa, xb - min(w, x0 + tile), overlap)
             wt = (wy[:, None] * wx[None, :])[..., None]
-            out[ya:yb, xa:xb] += res * wt
+            res *= wt
+            out[ya:yb, xa:xb] += res
             weight[ya:yb, xa:xb] += wt
-    return out / weight
+    out /= weight
+    return out

@@ -171,13 +171,18 @@ def _read_raw(data: bytes, max_pixels: int) -> Photo:
 
 def _to_float(arr: np.ndarray) -> np.ndarray:
     top = 65535.0 if arr.dtype == np.uint16 else 255.0
-    return arr.astype(np.float32) / np.float32(top)
+    out = arr.astype(np.float32)
+    out /= np.float32(top)  # in place: a 24 MP image is 288 MB per float copy
+    return out
 
 
 def _to_int(pixels: np.ndarray, bits: int) -> np.ndarray:
     top = 2**bits - 1
     dtype = np.uint16 if bits == 16 else np.uint8
-    return np.round(np.clip(pixels, 0.0, 1.0) * top).astype(dtype)
+    tmp = np.clip(pixels, 0.0, 1.0)  # the one temporary; the rest is in place
+    tmp *= top
+    np.round(tmp, out=tmp)
+    return tmp.astype(dtype)
 
 
 def output_format(path: str | os.PathLike) -> str:
