@@ -9,13 +9,19 @@ import numpy as np
 
 from .checkpoint import load_model
 from .inference import DEFAULT_OVERLAP, Denoiser, pick_device
-from .weights import resolve
+from .weights import resolve, resolve_default_gray
 
 
 def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto",
                   precision: str = "fp32", tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> Denoiser:
-    """A ready :class:`Denoiser`: weights by registry name, path or hf:// address (None: default)."""
-    return Denoiser(load_model(resolve(weights)), pick_device(device), precision, tile, overlap)
+    """A ready :class:`Denoiser`: weights by registry name, path or hf:// address.
+
+    None means the registry defaults: the colour default, plus the gray default for gray images
+    (a colour model sees replicated gray as perfectly channel-correlated noise and keeps it)."""
+    gray = None
+    if weights is None and (gray_path := resolve_default_gray()) is not None:
+        gray = load_model(gray_path)
+    return Denoiser(load_model(resolve(weights)), pick_device(device), precision, tile, overlap, gray_model=gray)
 
 
 @lru_cache(maxsize=2)

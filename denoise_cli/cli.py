@@ -188,6 +188,22 @@ def weights_download(
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
+TimeBudgetOpt = Annotated[Optional[str], typer.Option(help="Training time, e.g. 30m or 1h30m.")]
+IterationsOpt = Annotated[Optional[int], typer.Option(help="Training steps (with or instead of --time-budget).")]
+
+
+def _budget(time_budget: str | None, iterations: int | None):
+    """The training Budget for --time-budget/--iterations, or a usage error."""
+    from .runs import Budget, parse_duration
+
+    if time_budget is None and iterations is None:
+        raise fail("give --time-budget (e.g. 30m) and/or --iterations")
+    try:
+        return Budget(iterations, parse_duration(time_budget) if time_budget else None)
+    except ValueError as e:
+        raise fail(str(e))
+
+
 NoiseOpt = Annotated[str, typer.Option("--noise", "-n", help="awgn:SIGMA (0–255), awgn:LO-HI, hg:ALPHA,DELTA, "
                                        "mg:SCALE or camera:ISO.")]
 
@@ -304,8 +320,8 @@ def fit(
     run: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, metrics, denoised images, noise model.")],
     mode: Annotated[str, typer.Option(help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
     arch: Annotated[str, typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
-    time_budget: Annotated[Optional[str], typer.Option(help="Training time, e.g. 30m or 1h30m.")] = None,
-    iterations: Annotated[Optional[int], typer.Option(help="Training steps (with or instead of --time-budget).")] = None,
+    time_budget: TimeBudgetOpt = None,
+    iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue an existing run up to the new budget.")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side (sub-image side in real mode).")] = 48,
     batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
@@ -321,18 +337,16 @@ def fit(
     """
     from .inference import DeviceError, pick_device
     from .io import ImageError
-    from .runs import Budget, Run, parse_duration
+    from .runs import Run
     from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
 
-    if time_budget is None and iterations is None:
-        raise fail("give --time-budget (e.g. 30m) and/or --iterations")
+    budget = _budget(time_budget, iterations)
     if mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy"):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy")
     r = Run(run)
     if r.exists() and not resume:
         raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
     try:
-        seconds = parse_duration(time_budget) if time_budget else None
         dev = pick_device(device)
         if r.exists():
             cfg = saved_config(r)  # resume: the run's own settings win
@@ -345,7 +359,7 @@ def fit(
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
             task = bar.add_task("x", total=None)
-            report = run_fit(noisy_dir, r, cfg, Budget(iterations, seconds), dev,
+            report = run_fit(noisy_dir, r, cfg, budget, dev,
                              on_image=lambda _: bar.advance(task))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {run}; continue with --resume")
@@ -363,8 +377,8 @@ def distill(
     fit_run: Annotated[Path, typer.Option("--fit", help="A finished `fit` run folder.")],
     out: Annotated[Optional[Path], typer.Option(help="Output run folder \\[default: FIT/model].")] = None,
     arch: Annotated[str, typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
-    time_budget: Annotated[Optional[str], typer.Option(help="Training time, e.g. 30m.")] = None,
-    iterations: Annotated[Optional[int], typer.Option(help="Training steps (with or instead of --time-budget).")] = None,
+    time_budget: TimeBudgetOpt = None,
+    iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue an existing distill run up to the new budget.")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
     batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
@@ -378,11 +392,10 @@ def distill(
     """
     from .inference import DeviceError, pick_device
     from .io import ImageError
-    from .runs import Budget, Run, parse_duration
+    from .runs import Run
     from .stages.distill import DistillConfig, distill as run_distill
 
-    if time_budget is None and iterations is None:
-        raise fail("give --time-budget (e.g. 30m) and/or --iterations")
+    budget = _budget(time_budget, iterations)
     if not (fit_run / "noise_model.safetensors").exists():
         raise fail(f"{fit_run} is not a finished fit run (no noise_model.safetensors)")
     if arch not in ("small", "full"):
@@ -393,8 +406,7 @@ def distill(
     try:
         cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
                             lr=lr, seed=seed)
-        seconds = parse_duration(time_budget) if time_budget else None
-        path = run_distill(cfg, out_run, Budget(iterations, seconds), pick_device(device))
+        path = run_distill(cfg, out_run, budget, pick_device(device))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")
         raise typer.Exit(130)

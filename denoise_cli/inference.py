@@ -56,6 +56,7 @@ class Denoiser:
     precision: str = "fp32"
     tile: int | None = None  # None: automatic; 0: never tile
     overlap: int = DEFAULT_OVERLAP
+    gray_model: nn.Module | None = None  # used for 1-channel images when given
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -64,10 +65,14 @@ class Denoiser:
             raise DeviceError(f"--precision {self.precision} needs a GPU; use fp32 on the CPU")
         self.model = self.model.to(self.device).eval()
         self.channels = self.model.config.channels
+        if self.gray_model is not None:
+            self.gray_model = self.gray_model.to(self.device).eval()
 
     def __call__(self, pixels: np.ndarray, notices: list[str] | None = None) -> np.ndarray:
         """Denoise; a gray image with a color model (or the reverse) is adapted and noted."""
         c = pixels.shape[2]
+        if c == 1 and self.gray_model is not None:
+            return self._run(pixels, self.gray_model)
         if c == self.channels:
             return self._run(pixels)
         if self.channels == 3:  # gray image, color model: replicate, denoise, back to gray
@@ -86,21 +91,22 @@ class Denoiser:
         return max(MULTIPLE, _round_up(self.tile, MULTIPLE))
 
     @torch.inference_mode()
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
+        model = model or self.model
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         if self.precision == "fp32":
-            y = self.model(t)
+            y = model(t)
         else:
             with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
-                y = self.model(t)
+                y = model(t)
         return y[0].float().clamp_(0, 1).cpu().numpy().transpose(1, 2, 0)
 
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
+    def _run(self, pixels: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
         h, w = pixels.shape[:2]
         tile = self._tile_size(h, w)
         if tile is None or (h <= tile and w <= tile):
-            return self._forward(pixels)
-        return tiled(self._forward, pixels, tile, _round_up(self.overlap, MULTIPLE))
+            return self._forward(pixels, model)
+        return tiled(lambda x: self._forward(x, model), pixels, tile, _round_up(self.overlap, MULTIPLE))
 
 
 def _ramp(n: int, lo_ctx: int, hi_ctx: int, overlap: int) -> np.ndarray:

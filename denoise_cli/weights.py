@@ -49,6 +49,7 @@ class WeightsEntry:
 class Registry:
     default: str
     entries: dict[str, WeightsEntry]
+    default_gray: str | None = None  # used for gray images when no --weights is given
 
     def get(self, name: str) -> WeightsEntry:
         try:
@@ -78,7 +79,7 @@ def load_registry(path: Path | None = None) -> Registry:
             description=e.get("description", ""), size=int(e.get("size", 0)),
             embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
             revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
-    return Registry(default=data["default"], entries=entries)
+    return Registry(default=data["default"], entries=entries, default_gray=data.get("default_gray"))
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -142,6 +143,12 @@ def fetch(entry: WeightsEntry, *, force: bool = False) -> Path:
     if not entry.on_hub:
         raise WeightsError(f"registry entry {entry.name} has neither an embedded file nor a Hub source")
     return verify(hub_download(entry.repo_id, entry.filename, entry.revision, force=force, what=entry.name), entry)
+
+
+def resolve_default_gray() -> Path | None:
+    """The verified file of the registry's gray default, if it names one."""
+    reg = load_registry()
+    return fetch(reg.get(reg.default_gray)) if reg.default_gray else None
 
 
 def resolve(spec: str | os.PathLike | None) -> Path:

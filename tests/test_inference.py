@@ -36,3 +36,12 @@ def test_device_and_precision_errors():
         pick_device("tpu")
     with pytest.raises(DeviceError, match="GPU"):
         Denoiser(tiny_model(), precision="fp16")
+
+
+def test_gray_model_is_used_for_gray_images_when_given():
+    notes: list[str] = []
+    gray = np.random.default_rng(0).random((20, 24, 1)).astype(np.float32)
+    d = Denoiser(tiny_model(3), gray_model=tiny_model(1, seed=3))
+    out = d(gray, notes)
+    assert out.shape == gray.shape and not notes
+    assert np.allclose(out, Denoiser(tiny_model(1, seed=3))(gray))

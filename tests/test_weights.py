@@ -126,3 +126,11 @@ def test_local_run_folder(tmp_path, tiny_weights):
     folder = tmp_path / "run" / "model"
     save_model(load_model(tiny_weights), folder / "model.safetensors")
     assert W.resolve(str(folder)) == folder / "model.safetensors"
+
+
+def test_default_denoiser_has_a_gray_model_for_gray_images():
+    from denoise_cli.api import load_denoiser
+
+    reg = W.load_registry()
+    assert reg.default_gray and reg.get(reg.default_gray).channels == 1
+    assert load_denoiser(None, device="cpu").gray_model is not None
