@@ -91,6 +91,11 @@ class Budget:
         self.step, self._before = step, elapsed
         self._start = time.monotonic()
 
+    def resume(self, step: int, elapsed: float) -> None:
+        """Continue counting from a checkpoint's step and training time."""
+        self.step, self._before = step, elapsed
+        self._start = time.monotonic()
+
     @property
     def elapsed(self) -> float:
         return self._before + time.monotonic() - self._start

@@ -77,7 +77,7 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     model = build_mwcnn(c, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if out.exists():
-        budget.step, budget._before = out.load({"model": model}, opt)
+        budget.resume(*out.load({"model": model}, opt))
     out.write_config({"stage": "distill", **asdict(cfg)})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)

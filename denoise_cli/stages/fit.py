@@ -194,8 +194,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     stage = Stage1(cfg, device)
     opt = torch.optim.Adam([p for m in stage.modules.values() for p in m.parameters()], lr=cfg.lr)
     if run.exists():
-        budget.step, before = run.load(stage.modules, opt)
-        budget._before = before
+        budget.resume(*run.load(stage.modules, opt))
     else:
         stage.noise.init_sigma(blind_sigma(images, cfg.mode))
     run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg)})
