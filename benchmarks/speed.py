@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,6 @@ import numpy as np
 import torch
 
 from denoise_cli.api import load_denoiser
-from denoise_cli.io import Photo, write_image
 
 OUT = Path(__file__).resolve().parent / "results"
 

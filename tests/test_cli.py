@@ -1,7 +1,6 @@
 """The denoise command as a user runs it: batches with bad files, outputs, pipes, exit codes."""
 
 import json
-import shutil
 
 import numpy as np
 from PIL import Image
@@ -81,7 +80,8 @@ def test_keeps_16bit_alpha_and_gray(tmp_path, tiny_weights):
 
 
 def test_recursive_folders_keep_structure(tmp_path, tiny_weights):
-    _png(tmp_path / "in" / "sub" / "deep.png") if (tmp_path / "in" / "sub").mkdir(parents=True) is None else None
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    _png(tmp_path / "in" / "sub" / "deep.png")
     _png(tmp_path / "in" / "top.png")
     r = run_cli("denoise", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "-w", str(tiny_weights), "-q")
     assert r.returncode == 0, r.stderr

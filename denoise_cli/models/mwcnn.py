@@ -6,7 +6,7 @@ when the network goes coarser; the inverse transform brings it back. Output is r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
