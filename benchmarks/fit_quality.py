@@ -12,29 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from denoise_cli.evaluate import classical, evaluate, synthetic_pairs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows  # noqa: E402
+from denoise_cli.evaluate import evaluate, synthetic_pairs
 from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, read_image, write_image
 from denoise_cli.noise import parse_spec
 from denoise_cli.runs import Budget, Run, parse_duration
 from denoise_cli.stages.fit import FitConfig, fit
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "test"
-OUT = ROOT / "benchmarks" / "results"
-CASES = {  # name: (set, channels, noise, paper D-BSN PSNR)
-    "bsd68-awgn25": ("BSD68", 1, "awgn:25", 29.12),
-    "cbsd68-awgn25": ("CBSD68", 3, "awgn:25", 30.61),
-    "cbsd68-hg": ("CBSD68", 3, "hg:40,10", 30.56),
-}
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -53,25 +45,26 @@ def main() -> None:
     ap.add_argument("--arch", default="small")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "fit_quality")
+    ap.add_argument("--runs", type=Path, default=FIT_RUNS)
     args = ap.parse_args()
     device = pick_device(args.device)
     rows = []
     for name in args.cases:
-        set_name, channels, noise, paper = CASES[name]
-        with tempfile.TemporaryDirectory() as tmp:
-            noisy_dir = Path(tmp) / "noisy"
-            pairs = list(synthetic_pairs(DATA / set_name, noise, args.seed, args.limit))
-            for img_name, _, noisy in pairs:
-                write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png")
-            run = Run(args.runs / f"{name}-{args.arch}")
-            cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed)
-            start = time.perf_counter()
-            report = fit(noisy_dir, run, None if run.exists() else cfg, Budget(None, parse_duration(args.budget)), device)
-            wall = time.perf_counter() - start
-            outs = {p: read_image(run.path / "denoised" / f"{Path(p).stem}.png").pixels for p, _, _ in pairs}
-            ours = evaluate(iter(pairs), lambda y, it=iter(outs.values()): next(it))
-            bm3d = evaluate(iter(pairs), classical("bm3d", parse_spec(noise)))
+        set_name, channels, noise, paper, _ = CASES[name]
+        # the noisy inputs stay beside the run: distill (benchmarks/unpaired.py) trains on them too
+        noisy_dir = args.runs / f"{name}-noisy"
+        pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, args.seed, args.limit))
+        for img_name, _, noisy in pairs:
+            write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
+        run = Run(args.runs / f"{name}-{args.arch}")
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed)
+        start = time.perf_counter()
+        budget = Budget(None, parse_duration(args.budget))
+        report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
+        wall = time.perf_counter() - start
+        outs = {p: read_image(run.path / "denoised" / f"{Path(p).stem}.png").pixels for p, _, _ in pairs}
+        ours = evaluate(iter(pairs), lambda y, it=iter(outs.values()): next(it))
+        bm3d = classical_scores(set_name, noise, args.seed, args.limit)
         levels = np.array(report["levels"])
         learned = np.mean(np.array(next(iter(report["sigma"].values()))), axis=0)
         truth = true_sigma(noise, levels)
@@ -79,24 +72,28 @@ def main() -> None:
         rows.append({
             "case": name, "set": set_name, "noise": noise, "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
-            "bm3d_psnr": float(np.mean([r.psnr for r in bm3d])), "bm3d_ssim": float(np.mean([r.ssim for r in bm3d])),
+            "bm3d_psnr": bm3d["psnr"], "bm3d_ssim": bm3d["ssim"],
             "noisy_psnr": float(np.mean([r.noisy_psnr for r in ours])), "paper_dbsn": paper,
-            "budget": args.budget, "wall_s": wall,
+            "budget": args.budget, "wall_s": wall, "steps": budget.step,
+            "hardware": hardware(device),
             "sigma_levels": levels.tolist(), "sigma_learned": learned.tolist(), "sigma_true": truth.tolist(),
             "sigma_max_rel_err_mid": float(np.max(np.abs(learned[mid] - truth[mid]) / truth[mid])),
         })
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.startswith("sigma_") or k.endswith("mid")}), flush=True)
-    hw = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
-    lines = [f"Stage 1 (fit) on {hw}; noisy inputs 8-bit, seed {args.seed}; arch {args.arch}, budget {args.budget}", "",
-             "| case | images | noisy | BM3D/CBM3D | stage 1 (ours) | paper D-BSN | σ(x) max rel. error, x∈[0.2,0.8] | wall |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = merge_rows(RESULTS / "fit_quality.json", rows)
+    hw = hardware(device)
+    lines = [f"Stage 1 (fit): noisy inputs 8-bit, seed {args.seed}; fit sees only the noisy images", "",
+             "| case | images | noisy | BM3D/CBM3D | stage 1 (ours) | paper D-BSN | σ(x) max rel. error, x∈[0.2,0.8] "
+             "| budget (steps) | wall | hardware |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['images']} | {r['noisy_psnr']:.2f} | {r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
-                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {r['wall_s'] / 60:.0f} min |")
-    OUT.mkdir(exist_ok=True)
-    (OUT / "fit_quality.json").write_text(json.dumps({"hardware": hw, "rows": rows}, indent=2))
-    (OUT / "fit_quality.md").write_text("\n".join(lines) + "\n")
+                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {r['budget']} ({r.get('steps', '?')}) | "
+                     f"{r['wall_s'] / 60:.0f} min | {r.get('hardware', hw)} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "fit_quality.json").write_text(json.dumps({"hardware": hw, "rows": rows}, indent=2))
+    (RESULTS / "fit_quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -265,7 +265,7 @@ def eval_cmd(
 
     Protocol: noisy inputs are clipped and rounded to 8 bits as a saved image would be; outputs are rounded to 8 bits; PSNR and SSIM (Gaussian window σ=1.5) are on the 0–255 scale over all channels with no border crop. BM3D gets the true σ for AWGN and a MAD estimate otherwise.
     """
-    from .evaluate import classical, evaluate, given_pairs, summarize, synthetic_pairs, write_report
+    from .evaluate import classical, evaluate, given_pairs, summarize, synthetic_pairs, report_stem, write_report
     from .io import ImageError, list_images
     from .noise import NoiseSpecError, parse_spec
 
@@ -307,7 +307,7 @@ def eval_cmd(
         print(f"{label}\t{(data or noisy).name}\t{spec or 'pairs'}\tPSNR {m['psnr']:.2f}\tSSIM {m['ssim']:.4f}")
     else:
         Console().print(table)
-    safe = f"{(data or noisy).name}_{str(spec or 'pairs').replace(':', '-').replace(',', '-')}_{Path(label).stem}"
+    safe = report_stem((data or noisy).name, spec, label)
     js, cs = write_report(rows, {"method": label, "data": str(data or noisy), "noise": str(spec or "given pairs"),
                                  "seed": seed}, out / safe)
     err.print(f"wrote {js} and {cs}", highlight=False)
@@ -328,6 +328,8 @@ def fit(
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
     gamma: Annotated[float, typer.Option(help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
     guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: self (the result) or noisy.")] = "self",
+    ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
+                                                 "--no-ring-skip is the paper's plain mean.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -354,7 +356,7 @@ def fit(
             _, photos = load_noisy(noisy_dir)
             auto, channels = auto_mode(photos)
             cfg = FitConfig(mode=auto if mode == "auto" else mode, channels=channels, arch=arch, patch=patch,
-                            batch=batch, lr=lr, seed=seed, gamma=gamma, guide=guide)
+                            batch=batch, lr=lr, seed=seed, gamma=gamma, guide=guide, ring_skip=ring_skip)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
@@ -383,6 +385,9 @@ def distill(
     patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
     batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay).")] = 1e-3,
+    noise_scale: Annotated[str, typer.Option(
+        help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind model "
+             "for σ up to 50.")] = "0.9:1.1",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -400,12 +405,18 @@ def distill(
         raise fail(f"{fit_run} is not a finished fit run (no noise_model.safetensors)")
     if arch not in ("small", "full"):
         raise fail("--arch small|full")
+    try:
+        lo, hi = (float(v) for v in noise_scale.split(":"))
+        if not 0 <= lo <= hi:
+            raise ValueError
+    except ValueError:
+        raise fail(f"--noise-scale {noise_scale!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
     out_run = Run(out or fit_run / "model")
     if out_run.exists() and not resume:
         raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
     try:
         cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
-                            lr=lr, seed=seed)
+                            lr=lr, noise_scale=(lo, hi), seed=seed)
         path = run_distill(cfg, out_run, budget, pick_device(device))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")
@@ -457,7 +468,8 @@ def adapt(
         raise fail(str(e))
     fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", device=device, mode="auto", arch="small",
         iterations=None, resume=(run / "checkpoint.safetensors").exists(), patch=48, batch=8, lr=1e-3, gamma=1.0,
-        guide="self", seed=0)
+        guide="self", ring_skip=True, seed=0)
     distill(clean_dir, run, out=None, arch="small", time_budget=f"{total * 0.4:.0f}s", iterations=None,
-            resume=(run / "model" / "checkpoint.safetensors").exists(), patch=64, batch=16, lr=1e-3, seed=0,
+            resume=(run / "model" / "checkpoint.safetensors").exists(), patch=64, batch=16, lr=1e-3,
+            noise_scale="0.9:1.1", seed=0,
             device=device)

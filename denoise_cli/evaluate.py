@@ -129,6 +129,11 @@ def write_report(rows: list[Row], meta: dict, stem: Path) -> tuple[Path, Path]:
     return js, cs
 
 
+def report_stem(data_name: str, spec: str | None, label: str) -> str:
+    """File stem of an eval report: SET_NOISE_METHOD, e.g. ``CBSD68_awgn-25_bm3d``."""
+    return f"{data_name}_{str(spec or 'pairs').replace(':', '-').replace(',', '-')}_{Path(label).stem}"
+
+
 def synth_file(src: Path, dst: Path, spec: NoiseSpec, seed: int, *, overwrite: bool = False) -> None:
     """Write a noisy copy of one clean image (same bit depth, alpha kept), seeded by its name."""
     from .io import write_image

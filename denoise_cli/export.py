@@ -58,11 +58,13 @@ sha256 of `model.safetensors`: `{sha256_file(dest / 'model.safetensors')}`
 
 
 def upload_folder(folder: Path, repo_id: str, *, revision: str | None = None) -> str:
-    """Upload an exported folder with huggingface_hub (needs a token: `hf auth login`)."""
-    from huggingface_hub import HfApi
+    """Upload an exported folder as one commit with huggingface_hub (needs a token: `hf auth login`
+    or HF_TOKEN); returns the commit id to pin in weights.toml."""
+    from huggingface_hub import CommitOperationAdd, HfApi
 
-    api = HfApi(endpoint=None)
+    api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
-                             commit_message="Upload denoise-cli model")
-    return str(getattr(info, "oid", info))
+    ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(Path(folder).iterdir())
+           if p.is_file()]
+    info = api.create_commit(repo_id, ops, commit_message="Upload denoise-cli model", revision=revision)
+    return info.oid

@@ -1,15 +1,16 @@
 import pytest
 import torch
 
-from denoise_cli.models.dbsn import ARCHS, build_dbsn
+from denoise_cli.models.dbsn import ARCHS, DBSN, DBSNConfig, build_dbsn, ring_mean
 from denoise_cli.models.noise_model import NoiseModel
 
 
+@pytest.mark.parametrize("ring_skip", [True, False])
 @pytest.mark.parametrize("arch", list(ARCHS))
 @pytest.mark.parametrize("channels", [1, 3])
-def test_blind_spot_gradient_is_exactly_zero(arch, channels):
+def test_blind_spot_gradient_is_exactly_zero(arch, channels, ring_skip):
     torch.manual_seed(0)
-    m = build_dbsn(channels, arch)
+    m = DBSN(DBSNConfig(channels, **ARCHS[arch], ring_skip=ring_skip))
     y = torch.rand(1, channels, 33, 33, requires_grad=True)
     mu, l_mu = m(y)
     for i, j in ((16, 16), (3, 30)):
@@ -18,6 +19,22 @@ def test_blind_spot_gradient_is_exactly_zero(arch, channels):
         g = y.grad[0].abs().sum(0)
         assert g[i, j] == 0.0
         assert (g > 0).sum() > 200  # it does see a wide neighbourhood
+
+
+def test_ring_mean_averages_the_eight_neighbours_only():
+    y = torch.zeros(1, 2, 5, 5)
+    y[0, 0, 2, 2] = 8.0  # the centre never reaches itself
+    y[0, 1, 1, 1] = 8.0
+    r = ring_mean(y)
+    assert r[0, 0, 2, 2] == 0 and r[0, 0, 1, 2] == 1.0 and r[0, 0, 0, 0] == 0
+    assert r[0, 1, 2, 2] == 1.0 and r[0, 1, 1, 1] == 0
+    assert torch.allclose(ring_mean(torch.full((1, 1, 4, 4), 0.3)), torch.full((1, 1, 4, 4), 0.3))  # edges too
+
+
+def test_checkpoints_saved_before_ring_skip_load_as_plain_dbsn():
+    assert DBSNConfig.from_dict({"channels": "3", "width": "32", "modules": "5"}).ring_skip is False
+    assert DBSNConfig.from_dict({**DBSNConfig().to_dict()}).ring_skip is True
+    assert build_dbsn(3).config.ring_skip is True
 
 
 def test_noise_model_is_pixelwise_and_positive_definite():

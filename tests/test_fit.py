@@ -66,6 +66,9 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
     assert r.returncode == 2 and b"not a finished fit run" in r.stderr
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--noise-scale", "2:1",
+                "--out", str(tmp_path / "other"))
+    assert r.returncode == 2 and b"--noise-scale" in r.stderr and not (tmp_path / "other").exists()
     r = run_cli("weights", "export", str(run / "model"), str(tmp_path / "hub"))
     assert r.returncode == 0, r.stderr
     assert {p.name for p in (tmp_path / "hub").iterdir()} == {"model.safetensors", "config.json", "entry.toml", "README.md"}
@@ -85,6 +88,9 @@ def test_synthesized_noise_follows_the_noise_model():
         expected = stage.noise.sigma_curve(torch.tensor([0.5]), 0)[0]  # σ on 0–255 per channel
         got = (synthesize(stage, x) - x).std(dim=(0, 2, 3)) * 255
         assert torch.allclose(got, expected, rtol=0.15, atol=0.5), (mode, got, expected)
+        scaled = (synthesize(stage, x, torch.full((2,), 2.0)) - x).std(dim=(0, 2, 3)) * 255
+        assert torch.allclose(scaled, 2 * expected, rtol=0.15, atol=1.0)  # --noise-scale: blind ranges
+        assert torch.equal(synthesize(stage, x, torch.zeros(2)), torch.round(x * 255) / 255)
 
 
 def test_adapt_runs_fit_then_distill(tmp_path):

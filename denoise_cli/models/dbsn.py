@@ -5,6 +5,10 @@ centrally masked (3×3 or 5×5 with the centre weight forced to 0); every later 
 dilated by s ≥ 2 (3×3 mask) or s ≥ 3 (5×5 mask), so any path back to the input lands at an
 offset s·k + m with m a non-zero masked-kernel tap, which can never be 0. 1×1 convs and skips
 keep that. The head predicts the mean μ and a Cholesky factor of the covariance Σμ.
+
+Unlike the paper, μ is by default the learned output *plus the mean of the 8 neighbours*: also
+blind, it gives μ a sensible start, so short CPU budgets do not end with μ still near a
+constant (which fusion turns into washed-out colour). `ring_skip=False` is the paper's μ.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..likelihood import cholesky_params, tril_from_params
@@ -22,13 +27,14 @@ class DBSNConfig:
     channels: int = 3
     width: int = 32
     modules: int = 5  # MDC modules per branch (paper: 7)
+    ring_skip: bool = True  # μ = mean of the 8 neighbours + learned residual (False: the paper's plain μ)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DBSNConfig":
-        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]))
+        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]), str(d.get("ring_skip", False)) == "True")
 
 
 #: "paper": the paper's 7 MDC modules per branch at 64 channels; "small": trains usefully on a CPU.
@@ -66,6 +72,14 @@ class MDC(nn.Module):
         return x + self.fuse(torch.cat([t, self.one(t), self.two(t)], dim=1))
 
 
+def ring_mean(y: torch.Tensor) -> torch.Tensor:
+    """Mean of each pixel's 8 neighbours (edge-replicated), per channel; the pixel itself is left out."""
+    c = y.shape[1]
+    k = torch.ones(c, 1, 3, 3, dtype=y.dtype, device=y.device) / 8
+    k[:, :, 1, 1] = 0
+    return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k, groups=c)
+
+
 class DBSN(nn.Module):
     """Blind-spot network returning μ (N,C,H,W) and the Cholesky factor of Σμ (N,H,W,C,C)."""
 
@@ -83,9 +97,10 @@ class DBSN(nn.Module):
         f = self.head(y)
         out = self.tail(torch.cat([self.branch3(f), self.branch5(f)], dim=1))
         c = self.config.channels
+        mu = out[:, :c] + ring_mean(y) if self.config.ring_skip else out[:, :c]
         # Σμ starts large (softplus(−2) ≈ 0.13, i.e. μ untrusted and fusion ≈ y) and is learned down;
         # starting it small makes the first likelihood steps explode wherever μ is still poor.
-        return out[:, :c], tril_from_params(out[:, c:], c, offset=2.0)
+        return mu, tril_from_params(out[:, c:], c, offset=2.0)
 
 
 def build_dbsn(channels: int = 3, arch: str = "small") -> DBSN:

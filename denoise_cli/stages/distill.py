@@ -5,7 +5,8 @@ fitted CNNest, ỹ = x + L(x)·n₀ (L the Cholesky factor of Σn, so cross-chan
 reproduced; in real mode per Bayer group through the same pixel-shuffle layout), and the noisy
 photos y with their stage-1 results x̂y as targets. Loss: ‖CDN(ỹ) − x‖² + λ‖CDN(y) − x̂y‖², λ = 0.1.
 As in the authors' code, 1/8 of each batch is noisy photos and the synthetic noise is scaled by
-d ~ U(0.9, 1.1) per patch. Synthesised noisy patches are clipped and rounded to 8 bits, like
+d ~ U(0.9, 1.1) per patch;
+a wider range, e.g. U(0, 2) from a σ=25 fit, makes a blind model for σ up to 50. Synthesised noisy patches are clipped and rounded to 8 bits, like
 the photos they stand in for.
 """
 
@@ -41,7 +42,7 @@ class DistillConfig:
     lr: float = 1e-3
     lam: float = 0.1
     noisy_fraction: float = 0.125
-    jitter: float = 0.1  # synthetic noise scale d ~ U(1 − jitter, 1 + jitter)
+    noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
 
 
@@ -87,7 +88,7 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
 
     def step_loss(_: int) -> torch.Tensor:
         x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
-        scale = torch.empty(x.shape[0], device=device).uniform_(1 - cfg.jitter, 1 + cfg.jitter)
+        scale = torch.empty(x.shape[0], device=device).uniform_(*cfg.noise_scale)
         loss = F.mse_loss(model(synthesize(stage, x, scale)), x)
         if n_noisy:
             yx = random_patches(pairs, patch, n_noisy, rng).to(device)

@@ -49,6 +49,7 @@ class FitConfig:
     seed: int = 0
     gamma: float = 1.0  # Σn scale in Bayes fusion (authors: 0.9–1.0)
     guide: Literal["self", "noisy"] = "self"  # guided-filter guide in real mode
+    ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
 
     @property
     def groups(self) -> int:
@@ -87,7 +88,7 @@ class Stage1:
 
     def __init__(self, cfg: FitConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
-        self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch])).to(device)
+        self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch], ring_skip=cfg.ring_skip)).to(device)
         self.noise = NoiseModel(cfg.channels, cfg.groups).to(device)
 
     @property
@@ -228,7 +229,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    saved = run.read_config()
+    saved = {"ring_skip": False, **run.read_config()}
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
 
