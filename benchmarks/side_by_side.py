@@ -1,42 +1,67 @@
-"""Side-by-side crops for the README: noisy | stage 1 (fit run) | the default `denoise` weights.
+"""Side-by-side crops for the README: noisy | stage 1 (fit run) | distilled model | CBM3D.
 
-    python benchmarks/side_by_side.py ../shared/data/real-noisy/DND-patches/01_noise.png runs/dnd-real
+    python benchmarks/side_by_side.py ../shared/data/real-noisy/DND-patches/01_noise.png \
+        --fit runs/color-real --model runs/color-real/model --cbm3d
+
+The stage-1 image is the fit run's own output (denoised/NAME.png). CBM3D gets a blind MAD σ
+estimate, as a user without references would give it. Writes results/side_by_side_NAME.jpg.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from denoise_cli.api import load_denoiser
+from denoise_cli.evaluate import classical
 from denoise_cli.io import read_image
 
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def main(noisy_path: str, run: str, crop: int = 256) -> Path:
-    noisy = read_image(noisy_path).pixels
-    stage1 = read_image(Path(run) / "denoised" / f"{Path(noisy_path).stem}.png").pixels
-    default = load_denoiser(None, device="cpu")(noisy)
-    h, w = noisy.shape[:2]
-    y0, x0 = (h - crop) // 2, (w - crop) // 2
-    panels = [("noisy", noisy), ("stage 1 (fit, 6 min CPU)", stage1), ("default weights (bootstrap)", default)]
+def sheet(panels: list[tuple[str, np.ndarray]], crop: int) -> Image.Image:
+    """Centre crops of equal-sized images, labelled, in one row."""
+    h, w = panels[0][1].shape[:2]
+    y0, x0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
     tiles = []
     for label, img in panels:
-        tile = Image.fromarray(np.round(np.clip(img[y0:y0 + crop, x0:x0 + crop], 0, 1) * 255).astype(np.uint8))
+        c = np.clip(img[y0:y0 + crop, x0:x0 + crop], 0, 1)
+        tile = Image.fromarray(np.round(c * 255).astype(np.uint8).squeeze())
         ImageDraw.Draw(tile).text((6, 4), label, fill="white")
         tiles.append(tile)
-    sheet = Image.new("RGB", (crop * len(tiles) + 4 * (len(tiles) - 1), crop), "white")
-    for i, t in enumerate(tiles):
-        sheet.paste(t, (i * (crop + 4), 0))
+    out = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white")
+    x = 0
+    for t in tiles:
+        out.paste(t, (x, 0))
+        x += t.width + 4
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("noisy", type=Path)
+    ap.add_argument("--fit", type=Path, help="fit run whose denoised/NAME.png is the stage-1 panel")
+    ap.add_argument("--model", action="append", default=[], help="LABEL=WEIGHTS or WEIGHTS (repeatable)")
+    ap.add_argument("--cbm3d", action="store_true", help="add a CBM3D panel (slow on a CPU)")
+    ap.add_argument("--crop", type=int, default=256)
+    args = ap.parse_args()
+    noisy = read_image(args.noisy).pixels
+    panels = [("noisy", noisy)]
+    if args.fit:
+        panels.append(("stage 1 (D-BSN)", read_image(args.fit / "denoised" / f"{args.noisy.stem}.png").pixels))
+    for spec in args.model:
+        label, _, weights = spec.rpartition("=")
+        panels.append((label or Path(weights).name, load_denoiser(weights or None, device="cpu")(noisy)))
+    if args.cbm3d:
+        panels.append(("CBM3D (blind sigma)", classical("bm3d", None)(noisy)))
     OUT.mkdir(exist_ok=True)
-    path = OUT / f"side_by_side_{Path(noisy_path).stem}.jpg"
-    sheet.save(path, quality=92)
-    return path
+    path = OUT / f"side_by_side_{args.noisy.stem}.jpg"
+    sheet(panels, args.crop).save(path, quality=92)
+    print(path)
 
 
 if __name__ == "__main__":
-    print(main(*sys.argv[1:3]))
+    main()

@@ -432,13 +432,14 @@ def weights_export(
     dest: Annotated[Path, typer.Argument(help="Folder to write: weights, config.json, entry.toml, README.md.",
                                          show_default=False)],
     upload: Annotated[Optional[str], typer.Option(help="Also upload to this Hub repo (owner/name); needs a token.")] = None,
+    half: Annotated[bool, typer.Option(help="Store the weights as fp16 (half the file size).")] = False,
 ) -> None:
     """Write a folder ready for the Hugging Face Hub (model card with provenance and measurements)."""
     from .export import export_model, upload_folder
     from .weights import WeightsError
 
     try:
-        out = export_model(model, dest)
+        out = export_model(model, dest, half=half)
         err.print(f"exported to {out}", highlight=False)
         if upload:
             err.print(f"uploaded {upload} at {upload_folder(out, upload)}", highlight=False)

@@ -8,12 +8,13 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from .checkpoint import read_metadata
+from .checkpoint import load_model, read_metadata, save_model
 from .weights import WeightsError, sha256_file
 
 
-def export_model(model_dir: Path, dest: Path) -> Path:
-    """Copy MODEL_DIR/model.safetensors and entry.toml into DEST with a config and model card."""
+def export_model(model_dir: Path, dest: Path, *, half: bool = False) -> Path:
+    """Copy MODEL_DIR/model.safetensors and entry.toml into DEST with a config and model card;
+    `half` stores the weights as fp16 (half the size; inference upcasts, so fp32 results barely move)."""
     src = model_dir / "model.safetensors" if model_dir.is_dir() else model_dir
     if not src.exists():
         raise WeightsError(f"{model_dir} holds no model.safetensors")
@@ -21,7 +22,11 @@ def export_model(model_dir: Path, dest: Path) -> Path:
     entry = tomllib.loads(entry_file.read_text()) if entry_file.exists() else {"models": {}}
     name, info = next(iter(entry["models"].items()), (src.parent.name, {}))
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest / "model.safetensors")
+    if half:
+        save_model(load_model(src), dest / "model.safetensors", half=True,
+                   **{k: v for k, v in read_metadata(src).items() if k not in ("format_version", "arch", "config")})
+    else:
+        shutil.copyfile(src, dest / "model.safetensors")
     meta = read_metadata(dest / "model.safetensors")
     (dest / "config.json").write_text(json.dumps({"arch": meta.get("arch"), **json.loads(meta.get("config", "{}"))}, indent=2))
     if entry_file.exists():

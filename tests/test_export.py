@@ -37,6 +37,19 @@ def test_export_writes_a_model_card_with_the_measurements(tmp_path, tiny_weights
     assert hashlib.sha256(tiny_weights.read_bytes()).hexdigest() in card
 
 
+def test_export_half_halves_the_file_and_keeps_the_model(tmp_path, tiny_weights):
+    from denoise_cli.checkpoint import load_model, read_metadata
+
+    d = _model_dir(tmp_path, tiny_weights)
+    r = run_cli("weights", "export", str(d), str(tmp_path / "hub"), "--half")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "hub" / "model.safetensors"
+    assert out.stat().st_size < 0.6 * tiny_weights.stat().st_size
+    assert read_metadata(out)["config"] == read_metadata(tiny_weights)["config"]
+    a, b = load_model(tiny_weights).state_dict(), load_model(out).state_dict()
+    assert all(np.allclose(a[k], b[k], atol=1e-3, rtol=1e-3) for k in a)
+
+
 def test_upload_to_a_local_hub_then_download_it_back(tmp_path, tiny_weights):
     d = _model_dir(tmp_path, tiny_weights)
     img = tmp_path / "in.png"
