@@ -51,7 +51,10 @@ def main() -> None:
     noisy = read_image(args.noisy).pixels
     panels = [("noisy", noisy)]
     if args.fit:
-        panels.append(("stage 1 (D-BSN)", read_image(args.fit / "denoised" / f"{args.noisy.stem}.png").pixels))
+        found = sorted((args.fit / "denoised").glob(f"*{args.noisy.stem}.png"))  # fit folders may prefix names
+        if not found:
+            raise SystemExit(f"{args.fit}/denoised has no output for {args.noisy.name}")
+        panels.append(("stage 1 (D-BSN)", read_image(found[0]).pixels))
     for spec in args.model:
         label, _, weights = spec.rpartition("=")
         panels.append((label or Path(weights).name, load_denoiser(weights or None, device="cpu")(noisy)))

@@ -45,6 +45,29 @@ def best_time(fn, image: np.ndarray, repeats: int = 3) -> float:
     return min(times)
 
 
+def final_record(run: Run) -> dict:
+    """The last line of a run's metrics log (step and training seconds at the end)."""
+    return json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def render(rows: list[dict]) -> str:
+    lines = ["Unpaired learning: fit on the seeded noisy test images only, distill with unrelated clean training "
+             "images; PSNR / SSIM on 8-bit outputs, seed 0. Speed: one image, best of 3, same process.", "",
+             "| case | noisy | BM3D/CBM3D | stage 1 D-BSN | distilled MWCNN(unpaired) | paper D-BSN / MWCNN "
+             "| fit, distill (steps) | stage 1 vs distilled speed | hardware |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        s = r["speed"]
+        lines.append(
+            f"| {r['case']}{' (blind σ≤50)' if r['blind'] else ''} | {r['noisy_psnr']:.2f} | "
+            f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
+            f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
+            f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']}) | "
+            f"{s['stage1_s']:.2f} s vs {s['distilled_s']:.2f} s ({s['stage1_s'] / s['distilled_s']:.0f}×) | "
+            f"{r['hardware']} |")
+    return "\n".join(lines) + "\n"
+
+
 def metrics_toml(set_name: str, noise: str, scores: dict, seed: int) -> str:
     return (f'"{set_name}/{noise}" = {{ psnr = {scores["psnr"]:.2f}, ssim = {scores["ssim"]:.4f}, '
             f'images = {scores["images"]}, seed = {seed} }}\n')
@@ -89,15 +112,16 @@ def main() -> None:
         image = pairs[0][2]
         speed = {"image": pairs[0][0], "shape": list(image.shape),
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}
-        fit_log = [json.loads(line) for line in (fit_run.path / "metrics.jsonl").read_text().splitlines()]
+        fit_end, distill_end = final_record(fit_run), final_record(out)
         rows.append({
             "case": name, "set": set_name, "noise": noise, "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
             "bm3d_psnr": anchor["psnr"], "bm3d_ssim": anchor["ssim"],
             "stage1_psnr": stage1["psnr"], "stage1_ssim": stage1["ssim"],
             "distilled_psnr": ours["psnr"], "distilled_ssim": ours["ssim"],
             "paper_dbsn": paper_dbsn, "paper_mwcnn": paper_mwcnn, "blind": blind,
-            "fit_minutes": fit_log[-1].get("elapsed", 0) / 60, "fit_steps": fit_log[-1].get("step"),
-            "distill_minutes": budget.elapsed / 60, "distill_steps": budget.step, "distill_wall_s": distill_wall,
+            "fit_minutes": fit_end["elapsed"] / 60, "fit_steps": fit_end["step"],
+            "distill_minutes": distill_end["elapsed"] / 60, "distill_steps": distill_end["step"],
+            "distill_wall_s": distill_wall,
             "hardware": hardware(device), "speed": speed, "model": str(model_path.relative_to(ROOT)),
         })
         entry = out.path / "entry.toml"
@@ -105,24 +129,10 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     rows = merge_rows(RESULTS / "unpaired.json", rows)
-    lines = ["Unpaired learning: fit on the seeded noisy test images only, distill with unrelated clean training "
-             "images; PSNR / SSIM on 8-bit outputs, seed 0. Speed: one image, best of 3, same process.", "",
-             "| case | noisy | BM3D/CBM3D | stage 1 D-BSN | distilled MWCNN(unpaired) | paper D-BSN / MWCNN "
-             "| fit, distill (steps) | stage 1 vs distilled speed | hardware |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        s = r["speed"]
-        lines.append(
-            f"| {r['case']}{' (blind σ≤50)' if r['blind'] else ''} | {r['noisy_psnr']:.2f} | "
-            f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
-            f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
-            f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']}) | "
-            f"{s['stage1_s']:.2f} s vs {s['distilled_s']:.2f} s ({s['stage1_s'] / s['distilled_s']:.0f}×) | "
-            f"{r['hardware']} |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "unpaired.json").write_text(json.dumps({"rows": rows}, indent=2))
-    (RESULTS / "unpaired.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (RESULTS / "unpaired.md").write_text(render(rows))
+    print(render(rows))
 
 
 if __name__ == "__main__":
