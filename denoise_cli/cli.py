@@ -327,7 +327,7 @@ def fit(
     batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
     gamma: Annotated[float, typer.Option(help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
-    guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: self (the result) or noisy.")] = "self",
+    guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
@@ -469,7 +469,7 @@ def adapt(
         raise fail(str(e))
     fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", device=device, mode="auto", arch="small",
         iterations=None, resume=(run / "checkpoint.safetensors").exists(), patch=48, batch=8, lr=1e-3, gamma=1.0,
-        guide="self", ring_skip=True, seed=0)
+        guide="noisy", ring_skip=True, seed=0)
     distill(clean_dir, run, out=None, arch="small", time_budget=f"{total * 0.4:.0f}s", iterations=None,
             resume=(run / "model" / "checkpoint.safetensors").exists(), patch=64, batch=16, lr=1e-3,
             noise_scale="0.9:1.1", seed=0,
