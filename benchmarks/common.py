@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from denoise_cli.evaluate import classical, evaluate, report_stem, summarize, synthetic_pairs, write_report
+from denoise_cli.io import list_images
 from denoise_cli.noise import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +37,12 @@ def classical_scores(set_name: str, noise: str, seed: int, limit: int | None = N
     """
     stem = RESULTS / "eval" / (report_stem(set_name, noise, "bm3d") + (f"_first{limit}" if limit else ""))
     cached = stem.with_suffix(".json")
-    pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, seed, limit))
+    count = len(list_images(DATA / "test" / set_name)[:limit])
     if cached.exists():
         report = json.loads(cached.read_text())
-        if report.get("seed") == seed and report["mean"]["images"] == len(pairs):
+        if report.get("seed") == seed and report["mean"]["images"] == count:
             return report["mean"]
-    rows = evaluate(iter(pairs), classical("bm3d", parse_spec(noise)))
+    rows = evaluate(synthetic_pairs(DATA / "test" / set_name, noise, seed, limit), classical("bm3d", parse_spec(noise)))
     write_report(rows, {"method": "bm3d", "data": str(DATA / "test" / set_name), "noise": noise, "seed": seed}, stem)
     return summarize(rows)
 
