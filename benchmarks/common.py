@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from denoise_cli.evaluate import classical, evaluate, report_stem, summarize, synthetic_pairs, write_report
-from denoise_cli.io import list_images
+from denoise_cli.evaluate import Row, classical, evaluate, report_stem, summarize, synthetic_pairs, write_report
+from denoise_cli.io import list_images, read_image
 from denoise_cli.noise import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +52,9 @@ def merge_rows(path: Path, rows: list[dict], key: str = "case") -> list[dict]:
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     new_keys = {r[key] for r in rows}
     return [r for r in old if r[key] not in new_keys] + rows
+
+
+def score_saved(pairs: list[tuple[str, object, object]], folder: Path) -> list[Row]:
+    """Score outputs already written as FOLDER/STEM.png (a fit run's stage-1 images) against `pairs`."""
+    names = iter([name for name, _, _ in pairs])
+    return evaluate(iter(pairs), lambda _: read_image(folder / f"{Path(next(names)).stem}.png").pixels)

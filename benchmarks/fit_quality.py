@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows  # noqa: E402
-from denoise_cli.evaluate import evaluate, synthetic_pairs
+from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, score_saved  # noqa: E402
+from denoise_cli.evaluate import synthetic_pairs
 from denoise_cli.inference import pick_device
-from denoise_cli.io import Photo, read_image, write_image
+from denoise_cli.io import Photo, write_image
 from denoise_cli.noise import parse_spec
 from denoise_cli.runs import Budget, Run, parse_duration
 from denoise_cli.stages.fit import FitConfig, fit
-
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -62,8 +61,7 @@ def main() -> None:
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
         wall = time.perf_counter() - start
-        outs = {p: read_image(run.path / "denoised" / f"{Path(p).stem}.png").pixels for p, _, _ in pairs}
-        ours = evaluate(iter(pairs), lambda y, it=iter(outs.values()): next(it))
+        ours = score_saved(pairs, run.path / "denoised")
         bm3d = classical_scores(set_name, noise, args.seed, args.limit)
         levels = np.array(report["levels"])
         learned = np.mean(np.array(next(iter(report["sigma"].values()))), axis=0)

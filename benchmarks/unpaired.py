@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows  # noqa: E402
+from common import CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows, score_saved  # noqa: E402
 from denoise_cli.api import load_denoiser  # noqa: E402
 from denoise_cli.evaluate import evaluate, summarize, synthetic_pairs  # noqa: E402
 from denoise_cli.inference import pick_device  # noqa: E402
-from denoise_cli.io import read_image  # noqa: E402
 from denoise_cli.runs import Budget, Run, parse_duration  # noqa: E402
 from denoise_cli.stages.distill import DistillConfig, distill  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
@@ -104,8 +103,7 @@ def main() -> None:
         pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, args.seed, args.limit))
         denoiser = load_denoiser(model_path, device=str(device))
         ours = summarize(evaluate(iter(pairs), denoiser))
-        stage1_out = {n: read_image(fit_run.path / "denoised" / f"{Path(n).stem}.png").pixels for n, _, _ in pairs}
-        stage1 = summarize(evaluate(iter(pairs), lambda y, it=iter(stage1_out.values()): next(it)))
+        stage1 = summarize(score_saved(pairs, fit_run.path / "denoised"))
         anchor = classical_scores(set_name, noise, args.seed, args.limit)
 
         stage = load_stage1(fit_run, device)

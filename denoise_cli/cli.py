@@ -467,10 +467,8 @@ def adapt(
         total = parse_duration(time_budget)
     except ValueError as e:
         raise fail(str(e))
-    fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", device=device, mode="auto", arch="small",
-        iterations=None, resume=(run / "checkpoint.safetensors").exists(), patch=48, batch=8, lr=1e-3, gamma=1.0,
-        guide="noisy", ring_skip=True, seed=0)
-    distill(clean_dir, run, out=None, arch="small", time_budget=f"{total * 0.4:.0f}s", iterations=None,
-            resume=(run / "model" / "checkpoint.safetensors").exists(), patch=64, batch=16, lr=1e-3,
-            noise_scale="0.9:1.1", seed=0,
-            device=device)
+    # every other setting is the commands' own default (Annotated options keep real Python defaults)
+    fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", resume=(run / "checkpoint.safetensors").exists(),
+        device=device)
+    distill(clean_dir, run, time_budget=f"{total * 0.4:.0f}s",
+            resume=(run / "model" / "checkpoint.safetensors").exists(), device=device)
