@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--budget", default="30m")
     ap.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     ap.add_argument("--arch", default="small")
+    ap.add_argument("--noise-cov", default="full", choices=["full", "diagonal"])
+    ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=Path, default=FIT_RUNS)
@@ -55,8 +57,8 @@ def main() -> None:
         pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, args.seed, args.limit))
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
-        run = Run(args.runs / f"{name}-{args.arch}")
-        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed)
+        run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, noise_cov=args.noise_cov)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
@@ -68,7 +70,7 @@ def main() -> None:
         truth = true_sigma(noise, levels)
         mid = (levels >= 0.2) & (levels <= 0.8)
         rows.append({
-            "case": name, "set": set_name, "noise": noise, "images": len(pairs),
+            "case": name + args.suffix, "noise_cov": cfg.noise_cov, "set": set_name, "noise": noise, "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
             "bm3d_psnr": bm3d["psnr"], "bm3d_ssim": bm3d["ssim"],
             "noisy_psnr": float(np.mean([r.noisy_psnr for r in ours])), "paper_dbsn": paper,

@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test images (smoke runs)")
+    ap.add_argument("--suffix", default="", help="variant: fit run CASE-ARCH+SUFFIX, rows named CASE+SUFFIX")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "unpaired")
     args = ap.parse_args()
@@ -88,11 +89,11 @@ def main() -> None:
     rows = []
     for name in args.cases:
         set_name, channels, noise, paper_dbsn, paper_mwcnn = CASES[name]
-        fit_run = Run(args.fit_runs / f"{name}-{args.fit_arch}")
+        fit_run = Run(args.fit_runs / f"{name}-{args.fit_arch}{args.suffix}")
         if not (fit_run.path / "noise_model.safetensors").exists():
             sys.exit(f"{fit_run.path}: no finished fit run; run benchmarks/fit_quality.py --cases {name} first")
         blind = noise.startswith("awgn")
-        out = Run(args.runs / f"{name}-{args.arch}")
+        out = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,
                             noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), seed=args.seed)
         budget = Budget(None, parse_duration(args.budget))
@@ -112,7 +113,7 @@ def main() -> None:
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}
         fit_end, distill_end = final_record(fit_run), final_record(out)
         rows.append({
-            "case": name, "set": set_name, "noise": noise, "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
+            "case": name + args.suffix, "set": set_name, "noise": noise, "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
             "bm3d_psnr": anchor["psnr"], "bm3d_ssim": anchor["ssim"],
             "stage1_psnr": stage1["psnr"], "stage1_ssim": stage1["ssim"],
             "distilled_psnr": ours["psnr"], "distilled_ssim": ours["ssim"],

@@ -15,7 +15,8 @@ def cholesky_params(c: int) -> int:
 
 
 def tril_from_params(p: torch.Tensor, c: int, offset: float = 4.0) -> torch.Tensor:
-    """(N,P,H,W) → lower-triangular L (N,H,W,C,C) with diagonal softplus(t − offset) + 1e-3.
+    """(N,P,H,W) → lower-triangular L (N,H,W,C,C) with diagonal softplus(t − offset) + 1e-3;
+    P = C(C+1)/2 for a full factor, or P = C for a diagonal one.
 
     The offset starts the standard deviation small (softplus(−4) ≈ 0.018 ≈ 5/255), as the
     authors do, so training begins from 'little noise' rather than an arbitrary level.
@@ -23,9 +24,12 @@ def tril_from_params(p: torch.Tensor, c: int, offset: float = 4.0) -> torch.Tens
     n, _, h, w = p.shape
     p = p.permute(0, 2, 3, 1)
     L = p.new_zeros((n, h, w, c, c))
-    rows, cols = torch.tril_indices(c, c, device=p.device)
-    L[..., rows, cols] = p
     diag = torch.arange(c, device=p.device)
+    if p.shape[-1] == c:  # diagonal factor (also C = 1)
+        rows = cols = diag
+    else:
+        rows, cols = torch.tril_indices(c, c, device=p.device)
+    L[..., rows, cols] = p
     L[..., diag, diag] = F.softplus(L[..., diag, diag] - offset) + 1e-3
     return L
 

@@ -53,9 +53,19 @@ def test_noise_model_is_pixelwise_and_positive_definite():
     assert (n.sigma_curve(torch.tensor([0.5]), 0) < 8).all()
 
 
-def test_noise_model_can_start_at_a_given_sigma():
-    n = NoiseModel(3, groups=2)
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_noise_model_can_start_at_a_given_sigma(diagonal):
+    n = NoiseModel(3, groups=2, diagonal=diagonal)
     n.init_sigma(25.0)
     for g in (0, 1):
         s = n.sigma_curve(torch.tensor([0.2, 0.8]), g)
         assert torch.allclose(s, torch.full_like(s, 25.0), rtol=0.05)
+
+
+def test_diagonal_noise_model_has_no_cross_channel_terms():
+    torch.manual_seed(0)
+    n = NoiseModel(3, diagonal=True)
+    assert n.nets[0][-1].out_channels == 3  # one parameter per channel instead of six
+    L = n(torch.rand(2, 3, 4, 4))
+    off = ~torch.eye(3, dtype=torch.bool)
+    assert (L[..., off] == 0).all() and (torch.diagonal(L, dim1=-2, dim2=-1) > 0).all()

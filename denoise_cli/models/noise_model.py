@@ -2,7 +2,9 @@
 value y_i to a per-pixel C×C covariance Σn_i = L Lᵀ (Cholesky factor, positive diagonal).
 
 Being pixel-wise and driven by y, it captures signal-dependent, cross-channel noise. ``groups``
-independent copies serve the four Bayer groups of pixel-shuffled real photos.
+independent copies serve the four Bayer groups of pixel-shuffled real photos. ``diagonal``
+drops the cross-channel terms (the authors' choice for AWGN and HG): with a full factor, the
+part of D-BSN's error shared by the three channels leaks into Σn's off-diagonals and inflates σ.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from ..likelihood import cholesky_params, tril_from_params
 WIDTH = 16
 
 
-def _cnnest(channels: int) -> nn.Sequential:
+def _cnnest(channels: int, diagonal: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     c_in = channels
     for i in range(5):
-        c_out = cholesky_params(channels) if i == 4 else WIDTH
+        c_out = (channels if diagonal else cholesky_params(channels)) if i == 4 else WIDTH
         layers.append(nn.Conv2d(c_in, c_out, 1))
         if i < 4:
             layers.append(nn.ReLU(inplace=True))
@@ -34,10 +36,10 @@ def _cnnest(channels: int) -> nn.Sequential:
 class NoiseModel(nn.Module):
     """``groups`` CNNests; ``forward(y, group)`` gives the Cholesky factor of Σn, (N,H,W,C,C)."""
 
-    def __init__(self, channels: int = 3, groups: int = 1) -> None:
+    def __init__(self, channels: int = 3, groups: int = 1, diagonal: bool = False) -> None:
         super().__init__()
-        self.channels, self.groups = channels, groups
-        self.nets = nn.ModuleList(_cnnest(channels) for _ in range(groups))
+        self.channels, self.groups, self.diagonal = channels, groups, diagonal
+        self.nets = nn.ModuleList(_cnnest(channels, diagonal) for _ in range(groups))
 
     def forward(self, y: torch.Tensor, group: torch.Tensor | int = 0) -> torch.Tensor:
         if isinstance(group, int):
@@ -56,12 +58,13 @@ class NoiseModel(nn.Module):
         """Start every group at a flat noise level σ (0–255), e.g. a blind MAD estimate, so short
         runs need not climb from the default 5/255 one small Adam step at a time."""
         rows, cols = torch.tril_indices(self.channels, self.channels)
+        on_diag = slice(None) if self.diagonal else rows == cols  # a diagonal factor has only diagonal params
         v = max(sigma / 255 - 1e-3, 1e-4)
         bias = 4.0 + float(torch.log(torch.expm1(torch.tensor(v))))  # inverse of softplus(t − 4) + 1e-3
         for net in self.nets:
             last = net[-1]
             last.bias.zero_()
-            last.bias[rows == cols] = bias
+            last.bias[on_diag] = bias
 
     @torch.no_grad()
     def sigma_curve(self, levels: torch.Tensor, group: int = 0) -> torch.Tensor:

@@ -52,6 +52,7 @@ class FitConfig:
     # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (README)
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
+    noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
 
     @property
     def groups(self) -> int:
@@ -91,7 +92,7 @@ class Stage1:
     def __init__(self, cfg: FitConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch], ring_skip=cfg.ring_skip)).to(device)
-        self.noise = NoiseModel(cfg.channels, cfg.groups).to(device)
+        self.noise = NoiseModel(cfg.channels, cfg.groups, cfg.noise_cov == "diagonal").to(device)
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -222,7 +223,8 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
 
     save_file({k: v.contiguous().cpu() for k, v in stage.noise.state_dict().items()},
               str(run.path / "noise_model.safetensors"),
-              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode})
+              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode,
+                        "noise_cov": cfg.noise_cov})
     report = stage.noise_report()
     (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
     plot_noise_report(report, run.path / "noise_report.png")
