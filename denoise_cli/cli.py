@@ -393,6 +393,9 @@ def distill(
     noise_scale: Annotated[str, typer.Option(
         help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind model "
              "for σ up to 50.")] = "0.9:1.1",
+    stage1_weight: Annotated[float, typer.Option(
+        help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss (paper: 0.1; 0 = synthetic pairs only).",
+    )] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -416,12 +419,14 @@ def distill(
             raise ValueError
     except ValueError:
         raise fail(f"--noise-scale {noise_scale!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
+    if stage1_weight < 0:
+        raise fail(f"--stage1-weight {stage1_weight:g}: expected a weight ≥ 0")
     out_run = Run(out or fit_run / "model")
     if out_run.exists() and not resume:
         raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
     try:
         cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
-                            lr=lr, noise_scale=(lo, hi), seed=seed)
+                            lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed)
         path = run_distill(cfg, out_run, budget, pick_device(device))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")

@@ -62,3 +62,16 @@ def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:
     tifffile.imwrite(buf, cfa, photometric=32803, extratags=tags)
     path.write_bytes(buf.getvalue())
     return path
+
+
+def noisy_folder(tmp_path: Path, channels: int) -> Path:
+    """Two 64×64 gradient images with AWGN σ25, 8-bit: the smallest folder `fit` can learn from."""
+    from denoise_cli.io import Photo, write_image
+    from denoise_cli.noise import add_noise, quantize
+
+    d = tmp_path / f"noisy{channels}"
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    for i in range(2):
+        clean = np.stack([x, y, (x + y) / 2][:channels], axis=2)
+        write_image(Photo(quantize(add_noise(clean, "awgn:25", np.random.default_rng(i)))), d / f"n{i}.png")
+    return d

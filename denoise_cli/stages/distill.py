@@ -40,7 +40,7 @@ class DistillConfig:
     patch: int = 64
     batch: int = 16
     lr: float = 1e-3
-    lam: float = 0.1
+    lam: float = 0.1  # weight of the (y, x̂y) stage-1 pairs
     noisy_fraction: float = 0.125
     noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
@@ -82,7 +82,7 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     out.write_config({"stage": "distill", **asdict(cfg)})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)
-    n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs else 0
+    n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
 
@@ -125,7 +125,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
