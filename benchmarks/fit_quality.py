@@ -25,7 +25,7 @@ from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, write_image
 from denoise_cli.noise import parse_spec
 from denoise_cli.runs import Budget, Run, parse_duration
-from denoise_cli.stages.fit import FitConfig, fit
+from denoise_cli.stages.fit import FitConfig, auto_noise_cov, fit
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--budget", default="30m")
     ap.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     ap.add_argument("--arch", default="small")
-    ap.add_argument("--noise-cov", default="full", choices=["full", "diagonal"])
+    ap.add_argument("--noise-cov", default="auto", choices=["auto", "full", "diagonal"],
+                    help="auto = diagonal (synthetic mode), as `fit` chooses")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -58,7 +59,7 @@ def main() -> None:
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
         run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
-        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, noise_cov=args.noise_cov)
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, noise_cov=auto_noise_cov("synthetic") if args.noise_cov == "auto" else args.noise_cov)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)

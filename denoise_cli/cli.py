@@ -330,8 +330,9 @@ def fit(
     guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
-    noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has) "
-                                                "or diagonal (channels independent, e.g. synthetic AWGN/HG).")] = "full",
+    noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
+                                                "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
+                                                "real mode, diagonal in synthetic mode.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -342,12 +343,13 @@ def fit(
     from .inference import DeviceError, pick_device
     from .io import ImageError
     from .runs import Run
-    from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
+    from .stages.fit import FitConfig, auto_mode, auto_noise_cov, fit as run_fit, load_noisy, saved_config
 
     budget = _budget(time_budget, iterations)
     if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
-            or noise_cov not in ("full", "diagonal")):
-        raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, --noise-cov full|diagonal")
+            or noise_cov not in ("auto", "full", "diagonal")):
+        raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
+                   "--noise-cov auto|full|diagonal")
     r = Run(run)
     if r.exists() and not resume:
         raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
@@ -358,9 +360,10 @@ def fit(
         else:
             _, photos = load_noisy(noisy_dir)
             auto, channels = auto_mode(photos)
-            cfg = FitConfig(mode=auto if mode == "auto" else mode, channels=channels, arch=arch, patch=patch,
-                            batch=batch, lr=lr, seed=seed, gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov=noise_cov)
+            mode = auto if mode == "auto" else mode
+            cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
+                            gamma=gamma, guide=guide, ring_skip=ring_skip,
+                            noise_cov=auto_noise_cov(mode) if noise_cov == "auto" else noise_cov)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
                   f"covariance, on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,

@@ -19,6 +19,7 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
               "noise_report.json", "noise_report.png", "denoised/n0.png", "denoised/n1.png"):
         assert (run / f).exists(), f
     assert json.loads((run / "config.json").read_text())["mode"] == "synthetic"
+    assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"  # auto, synthetic mode
     assert read_image(run / "denoised" / "n0.png").pixels.shape == (64, 64, 1)
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "4")
     assert r.returncode == 2 and b"--resume" in r.stderr
@@ -33,16 +34,17 @@ def test_fit_color_real_mode(tmp_path):
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == {"group0", "group1", "group2", "group3"}
     assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
 
 
-def test_fit_with_a_diagonal_noise_covariance_keeps_channels_independent(tmp_path):
+def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path):
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2",
-                "--mode", "synthetic", "--noise-cov", "diagonal")
+                "--mode", "synthetic")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"
     stage = load_stage1(Run(run))  # the saved run rebuilds with the same shape (distill does this)
@@ -50,6 +52,11 @@ def test_fit_with_a_diagonal_noise_covariance_keeps_channels_independent(tmp_pat
     assert (L[..., 1, 0] == 0).all() and (L[..., 2, :2] == 0).all()
     assert run_cli("fit", str(d), "--run", str(tmp_path / "x"), "--iterations", "1",
                    "--noise-cov", "banded").returncode == 2
+    r = run_cli("fit", str(d), "--run", str(tmp_path / "full"), "--iterations", "1", "--patch", "16", "--batch", "2",
+                "--mode", "synthetic", "--noise-cov", "full")
+    assert r.returncode == 0, r.stderr
+    L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
+    assert (L[..., 1, 0] != 0).any()  # the full factor has cross-channel terms
 
 
 def test_fit_needs_a_budget_and_images(tmp_path):

@@ -86,6 +86,13 @@ def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     return ("real" if channels == 3 else "synthetic"), channels
 
 
+def auto_noise_cov(mode: Mode) -> Literal["full", "diagonal"]:
+    """Full 3×3 Σn for real photos (demosaicking correlates the channels' noise); diagonal in
+    synthetic mode, as the authors use for AWGN/HG, where a full factor soaks up the part of
+    D-BSN's error shared by the channels (choose full for cross-channel noise such as MG)."""
+    return "full" if mode == "real" else "diagonal"
+
+
 class Stage1:
     """D-BSN + noise model, for training batches and for denoising whole images."""
 
@@ -192,7 +199,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
         cfg = saved_config(run)  # resuming: the run's own settings win
     elif cfg is None:
         mode, channels = auto_mode(photos)
-        cfg = FitConfig(mode=mode, channels=channels)
+        cfg = FitConfig(mode=mode, channels=channels, noise_cov=auto_noise_cov(mode))
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
