@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test images (smoke runs)")
     ap.add_argument("--suffix", default="", help="variant: fit run CASE-ARCH+SUFFIX, rows named CASE+SUFFIX")
+    ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
+    ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "unpaired")
     args = ap.parse_args()
@@ -93,9 +95,9 @@ def main() -> None:
         if not (fit_run.path / "noise_model.safetensors").exists():
             sys.exit(f"{fit_run.path}: no finished fit run; run benchmarks/fit_quality.py --cases {name} first")
         blind = noise.startswith("awgn")
-        out = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
+        out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,
-                            noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), seed=args.seed)
+                            noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), lam=args.stage1_weight, seed=args.seed)
         budget = Budget(None, parse_duration(args.budget))
         start = time.perf_counter()
         model_path = distill(cfg, out, budget, device)
@@ -113,7 +115,8 @@ def main() -> None:
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}
         fit_end, distill_end = final_record(fit_run), final_record(out)
         rows.append({
-            "case": name + args.suffix, "set": set_name, "noise": noise, "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
+            "case": name + args.suffix + args.variant, "stage1_weight": cfg.lam, "set": set_name, "noise": noise,
+            "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
             "bm3d_psnr": anchor["psnr"], "bm3d_ssim": anchor["ssim"],
             "stage1_psnr": stage1["psnr"], "stage1_ssim": stage1["ssim"],
             "distilled_psnr": ours["psnr"], "distilled_ssim": ours["ssim"],
