@@ -59,8 +59,8 @@ def main() -> None:
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
         run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
-        cov = auto_noise_cov("synthetic") if args.noise_cov == "auto" else args.noise_cov
-        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, noise_cov=cov)
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
+                        noise_cov=auto_noise_cov("synthetic", args.noise_cov))
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)

@@ -6,23 +6,19 @@
 
 Distilling from the copy shows what `distill` reaches with a perfect noise model on the same
 budget, so the learned model's cost can be told apart from the cost of short training. The copy
-keeps the run's D-BSN and config; its diagonal CNNest outputs exactly σ everywhere, and it has no
-stage-1 images (use --stage1-weight 0).
+keeps the run's D-BSN and config; its diagonal CNNest (checkpoint and noise_model.safetensors)
+outputs exactly σ everywhere, and it has no stage-1 images (use --stage1-weight 0).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
-from denoise_cli.models.noise_model import NoiseModel
 from denoise_cli.runs import Run
-from denoise_cli.stages.fit import saved_config
+from denoise_cli.stages.fit import Stage1, save_noise_model, saved_config
 
 
 def main() -> None:
@@ -31,25 +27,21 @@ def main() -> None:
     ap.add_argument("dest", type=Path)
     ap.add_argument("--sigma", type=float, required=True, help="true noise σ on 0–255")
     args = ap.parse_args()
-    cfg = saved_config(Run(args.fit_run))
-    if cfg.noise_cov != "diagonal":
-        raise SystemExit(f"{args.fit_run}: needs a diagonal-Σn fit run")
-    args.dest.mkdir(parents=True, exist_ok=False)
-    for name in ("config.json", "noise_model.safetensors"):
-        shutil.copy(args.fit_run / name, args.dest / name)
-    torch.manual_seed(0)
-    oracle = NoiseModel(cfg.channels, cfg.groups, diagonal=True)
-    oracle.init_sigma(args.sigma)
+    src, dest = Run(args.fit_run), Run(args.dest)
+    if dest.path.exists():
+        raise SystemExit(f"{dest.path} exists")
+    stage = Stage1(saved_config(src), torch.device("cpu"))
+    step, elapsed = src.load(stage.modules, None)
+    if not stage.noise.diagonal:
+        raise SystemExit(f"{src.path}: needs a diagonal-Σn fit run")
+    stage.noise.init_sigma(args.sigma)
     with torch.no_grad():
-        for net in oracle.nets:
+        for net in stage.noise.nets:
             net[-1].weight.zero_()  # no dependence on the input: exactly σ everywhere
-    src = args.fit_run / "checkpoint.safetensors"
-    with safe_open(str(src), framework="pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(src))
-    tensors.update({f"noise.{k}": v for k, v in oracle.state_dict().items()})
-    save_file(tensors, str(args.dest / "checkpoint.safetensors"), metadata=meta)
-    print(f"{args.dest}: σ = {oracle.sigma_curve(torch.tensor([0.0, 0.5, 1.0]))[:, 0].tolist()}")
+    dest.write_config(src.read_config())
+    dest.save(stage.modules, None, step, elapsed)
+    save_noise_model(stage, dest.path / "noise_model.safetensors")
+    print(f"{dest.path}: σ = {stage.noise.sigma_curve(torch.tensor([0.0, 0.5, 1.0]))[:, 0].tolist()}")
 
 
 if __name__ == "__main__":

@@ -42,21 +42,21 @@ def shipped(args: argparse.Namespace) -> None:
     check that the number recorded in weights.toml is the one measured."""
     rows = []
     for name, entry in load_registry().entries.items():
+        den = load_denoiser(name, device="auto")
         for case, recorded in entry.metrics.items():
             set_name, noise = case.split("/", 1)
             folder = args.data / set_name
-            den = load_denoiser(name, device="auto")
             found = list(evaluate(synthetic_pairs(folder, parse_spec(noise), args.seed), den))
             write_report(found, {"method": name, "data": str(folder), "noise": noise, "seed": args.seed},
                          OUT / "eval" / report_stem(set_name, noise, name))
             m = summarize(found)
             anchor = classical_scores(set_name, noise, args.seed, cached_only=not args.run_bm3d)
-            ok = isinstance(recorded, dict) and abs(recorded.get("psnr", -1) - m["psnr"]) < 0.015
+            said = recorded.get("psnr") if isinstance(recorded, dict) else None
+            ok = said is not None and abs(said - m["psnr"]) < 0.015
             rows.append({"checkpoint": name, "case": case, **m, "bm3d": anchor, "paper": PAPER_UNPAIRED.get(case),
-                         "recorded_psnr": recorded.get("psnr") if isinstance(recorded, dict) else None,
-                         "matches_weights_toml": ok})
+                         "recorded_psnr": said, "matches_weights_toml": ok})
             print(f"{name:24} {case:20} {m['psnr']:.2f} / {m['ssim']:.4f}"
-                  + ("" if ok else f"  (weights.toml says {rows[-1]['recorded_psnr']})"), flush=True)
+                  + ("" if ok else f"  (weights.toml says {said})"), flush=True)
     hw = hardware("auto")
     (OUT / "quality-shipped.json").write_text(json.dumps({"seed": args.seed, "hardware": hw, "rows": rows}, indent=2))
     lines = [f"Shipped checkpoints on the cases weights.toml lists; all images, seed {args.seed}, 8-bit noisy inputs. "

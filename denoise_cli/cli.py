@@ -363,7 +363,7 @@ def fit(
             mode = auto if mode == "auto" else mode
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov=auto_noise_cov(mode) if noise_cov == "auto" else noise_cov)
+                            noise_cov=auto_noise_cov(mode, noise_cov))
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
                   f"covariance, on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,

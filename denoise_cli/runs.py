@@ -49,14 +49,15 @@ class Run:
     def read_config(self) -> dict[str, Any]:
         return json.loads((self.path / "config.json").read_text())
 
-    def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+    def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
              step: int, elapsed: float) -> None:
-        """Write weights and optimizer state; the weights file is replaced atomically last."""
+        """Write weights and optimizer state (none: weights only); the weights file is replaced atomically last."""
         tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                    for name, m in modules.items() for k, v in m.state_dict().items()}
-        opt_tmp = self.path / "optimizer.pt.part"
-        torch.save(optimizer.state_dict(), opt_tmp)
-        opt_tmp.replace(self.path / "optimizer.pt")
+        if optimizer is not None:
+            opt_tmp = self.path / "optimizer.pt.part"
+            torch.save(optimizer.state_dict(), opt_tmp)
+            opt_tmp.replace(self.path / "optimizer.pt")
         tmp = self.path / "checkpoint.part"
         save_file(tensors, str(tmp), metadata={"step": str(step), "elapsed": f"{elapsed:.3f}"})
         tmp.replace(self.checkpoint)

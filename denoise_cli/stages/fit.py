@@ -86,10 +86,13 @@ def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     return ("real" if channels == 3 else "synthetic"), channels
 
 
-def auto_noise_cov(mode: Mode) -> Literal["full", "diagonal"]:
-    """Full 3×3 Σn for real photos (demosaicking correlates the channels' noise); diagonal in
-    synthetic mode, as the authors use for AWGN/HG, where a full factor soaks up the part of
-    D-BSN's error shared by the channels (choose full for cross-channel noise such as MG)."""
+def auto_noise_cov(mode: Mode, choice: str = "auto") -> Literal["full", "diagonal"]:
+    """The Σn form for ``choice`` (full, diagonal or auto). Auto: full 3×3 for real photos
+    (demosaicking correlates the channels' noise); diagonal in synthetic mode, as the authors use
+    for AWGN/HG, where a full factor soaks up the part of D-BSN's error shared by the channels
+    (choose full for cross-channel noise such as MG)."""
+    if choice != "auto":
+        return choice  # type: ignore[return-value]
     return "full" if mode == "real" else "diagonal"
 
 
@@ -226,16 +229,21 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
         write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
         if on_image:
             on_image(f)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous().cpu() for k, v in stage.noise.state_dict().items()},
-              str(run.path / "noise_model.safetensors"),
-              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode,
-                        "noise_cov": cfg.noise_cov})
+    save_noise_model(stage, run.path / "noise_model.safetensors")
     report = stage.noise_report()
     (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
     plot_noise_report(report, run.path / "noise_report.png")
     return report
+
+
+def save_noise_model(stage: Stage1, path: Path) -> None:
+    """The learned CNNest on its own (what `distill` needs from a fit run), with its layout."""
+    from safetensors.torch import save_file
+
+    cfg = stage.cfg
+    save_file({k: v.contiguous().cpu() for k, v in stage.noise.state_dict().items()}, str(path),
+              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode,
+                        "noise_cov": cfg.noise_cov})
 
 
 def saved_config(run: Run) -> FitConfig:
