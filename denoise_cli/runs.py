@@ -50,8 +50,9 @@ class Run:
         return json.loads((self.path / "config.json").read_text())
 
     def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
-             step: int, elapsed: float) -> None:
-        """Write weights and optimizer state (none: weights only); the weights file is replaced atomically last."""
+             step: int, elapsed: float, lr: float | None = None) -> None:
+        """Write weights and optimizer state (none: weights only) and the learning rate last used; the
+        weights file is replaced atomically last."""
         tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                    for name, m in modules.items() for k, v in m.state_dict().items()}
         if optimizer is not None:
@@ -59,15 +60,15 @@ class Run:
             torch.save(optimizer.state_dict(), opt_tmp)
             opt_tmp.replace(self.path / "optimizer.pt")
         tmp = self.path / "checkpoint.part"
-        save_file(tensors, str(tmp), metadata={"step": str(step), "elapsed": f"{elapsed:.3f}"})
+        meta = {"step": str(step), "elapsed": f"{elapsed:.3f}"}
+        if lr is not None:
+            meta["lr"] = repr(lr)
+        save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(self.checkpoint)
 
     def load(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None) -> tuple[int, float]:
         """Restore weights (and optimizer state when given); returns (step, elapsed seconds)."""
-        from safetensors import safe_open
-
-        with safe_open(str(self.checkpoint), framework="pt") as f:
-            meta = f.metadata() or {}
+        meta = self.metadata()
         tensors = load_file(str(self.checkpoint))
         for name, m in modules.items():
             prefix = f"{name}."
@@ -76,6 +77,13 @@ class Run:
         if optimizer is not None and opt_path.exists():
             optimizer.load_state_dict(torch.load(opt_path, weights_only=True))
         return int(meta.get("step", 0)), float(meta.get("elapsed", 0.0))
+
+    def metadata(self) -> dict[str, str]:
+        """The checkpoint's metadata: step, elapsed training seconds and (newer runs) the last lr."""
+        from safetensors import safe_open
+
+        with safe_open(str(self.checkpoint), framework="pt") as f:
+            return f.metadata() or {}
 
     def log(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:

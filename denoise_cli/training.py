@@ -1,5 +1,11 @@
 """The shared optimisation loop: cosine learning rate over the budget, periodic checkpoints,
-progress with loss and ETA, and a checkpoint on Ctrl-C before the interrupt propagates."""
+progress with loss and ETA, and a checkpoint on Ctrl-C before the interrupt propagates.
+
+Resuming with the same budget continues the same schedule. Resuming a finished run with a larger
+budget is a warm restart: the cosine of the new budget asks for a far higher lr than the run ended
+on, and jumping there at once against Adam's small, slowly adapting second moments made the loss
+spike ×15 and cost 0.4 dB in a 20 → 35 min distill. So the lr ramps geometrically from where the run
+stopped to the schedule over REWARM_STEPS steps (a no-op when the two already agree)."""
 
 from __future__ import annotations
 
@@ -19,15 +25,32 @@ def cosine_lr(lr0: float, progress: float, floor: float = 0.01) -> float:
     return lr0 * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+REWARM_STEPS = 200
+
+
+def rewarm_lr(saved: float | None, scheduled: float, steps_since_resume: int, steps: int = REWARM_STEPS) -> float:
+    """The lr for a resumed run: a geometric ramp from ``saved`` up to ``scheduled`` over ``steps`` steps,
+    never above the schedule; ``scheduled`` itself when nothing was saved or the schedule is lower."""
+    if saved is None or saved <= 0 or scheduled <= saved or steps_since_resume >= steps:
+        return scheduled
+    return saved * (scheduled / saved) ** ((steps_since_resume + 1) / steps)
+
+
 def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                step_loss: Callable[[int], torch.Tensor], budget: Budget, lr0: float, *,
                checkpoint_every: float = 120.0, log_every: int = 50, show_progress: bool = True,
                description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0) -> None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
 
-    The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)``."""
+    The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)``; a
+    resumed run ramps to it from the lr it stopped at (see ``rewarm_lr``)."""
     for m in modules.values():
         m.train()
+    resumed_at = budget.step
+    saved_lr = None
+    if resumed_at and run.exists():
+        saved_lr = float(run.metadata().get("lr", 0)) or None  # runs saved before 0.x keep no lr: no ramp
+    lr = saved_lr
     last_save = time.monotonic()
     smoothed = None
     total = 1000
@@ -37,7 +60,8 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
         try:
             while not budget.done():
-                lr = cosine_lr(lr0, budget.progress) * lr_scale(budget.progress)
+                lr = rewarm_lr(saved_lr, cosine_lr(lr0, budget.progress) * lr_scale(budget.progress),
+                               budget.step - resumed_at)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss = step_loss(budget.step)
@@ -51,10 +75,10 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 if budget.step % log_every == 0:
                     run.log({"step": budget.step, "loss": smoothed, "lr": lr, "elapsed": round(budget.elapsed, 1)})
                 if time.monotonic() - last_save > checkpoint_every:
-                    run.save(modules, optimizer, budget.step, budget.elapsed)
+                    run.save(modules, optimizer, budget.step, budget.elapsed, lr)
                     last_save = time.monotonic()
         except KeyboardInterrupt:
-            run.save(modules, optimizer, budget.step, budget.elapsed)
+            run.save(modules, optimizer, budget.step, budget.elapsed, lr)
             raise
     run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True})
-    run.save(modules, optimizer, budget.step, budget.elapsed)
+    run.save(modules, optimizer, budget.step, budget.elapsed, lr)

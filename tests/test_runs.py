@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from denoise_cli.runs import Budget, Run, parse_duration
-from denoise_cli.training import cosine_lr, train_loop
+import json
+
+from denoise_cli.training import REWARM_STEPS, cosine_lr, rewarm_lr, train_loop
 
 
 def test_parse_duration():
@@ -61,3 +63,57 @@ def test_interrupt_saves_a_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False)
     assert run.load({"m": torch.nn.Linear(2, 1)}, None)[0] == 3
+
+
+def _logged_lrs(run: Run) -> list[float]:
+    return [r["lr"] for r in map(json.loads, (run.path / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+
+
+def _linear_run(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    run = Run(tmp_path / "run")
+    run.write_config({})
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    return run, model, opt, lambda _: torch.nn.functional.mse_loss(model(x), y)
+
+
+def test_rewarm_lr_ramps_geometrically_and_never_overshoots():
+    assert rewarm_lr(None, 1e-3, 0) == 1e-3
+    assert rewarm_lr(1e-3, 5e-4, 0) == 5e-4  # schedule below the saved lr: follow it
+    ramp = [rewarm_lr(1e-5, 4e-4, k, steps=4) for k in range(6)]
+    assert ramp[0] == pytest.approx(1e-5 * 40 ** 0.25)
+    assert all(a < b for a, b in zip(ramp[:3], ramp[1:4]))
+    assert ramp[3:] == [4e-4, 4e-4, 4e-4]
+
+
+def test_extending_a_finished_run_ramps_the_lr_instead_of_jumping(tmp_path):
+    run, model, opt, loss = _linear_run(tmp_path)
+    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False, log_every=1)
+    end_lr = float(run.metadata()["lr"])
+    assert end_lr == pytest.approx(_logged_lrs(run)[-1]) and end_lr < 0.002
+    budget = Budget(2 * REWARM_STEPS, None)
+    budget.resume(*run.load({"m": model}, opt))
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    after = _logged_lrs(run)[100:]
+    assert after[0] < 2 * end_lr  # a cold jump would start at cosine_lr(0.1, 0.25) ≈ 0.085
+    half = REWARM_STEPS // 2
+    assert all(a < b for a, b in zip(after[:half], after[1:half + 1]))
+    assert after[REWARM_STEPS] == pytest.approx(cosine_lr(0.1, (100 + REWARM_STEPS) / (2 * REWARM_STEPS)))
+
+
+def test_an_interrupted_run_resumes_on_the_same_schedule(tmp_path):
+    run, model, opt, loss = _linear_run(tmp_path)
+
+    def interrupted(step: int) -> torch.Tensor:
+        if step == 30:
+            raise KeyboardInterrupt
+        return loss(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(run, {"m": model}, opt, interrupted, Budget(60, None), 0.1, show_progress=False, log_every=1)
+    budget = Budget(60, None)
+    budget.resume(*run.load({"m": model}, opt))
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    assert _logged_lrs(run) == pytest.approx([cosine_lr(0.1, k / 60) for k in range(60)])

@@ -5,9 +5,8 @@ fitted CNNest, ỹ = x + L(x)·n₀ (L the Cholesky factor of Σn, so cross-chan
 reproduced; in real mode per Bayer group through the same pixel-shuffle layout), and the noisy
 photos y with their stage-1 results x̂y as targets. Loss: ‖CDN(ỹ) − x‖² + λ‖CDN(y) − x̂y‖², λ = 0.1.
 As in the authors' code, 1/8 of each batch is noisy photos and the synthetic noise is scaled by
-d ~ U(0.9, 1.1) per patch;
-a wider range, e.g. U(0, 2) from a σ=25 fit, makes a blind model for σ up to 50. Synthesised noisy patches are clipped and rounded to 8 bits, like
-the photos they stand in for.
+d ~ U(0.9, 1.1) per patch; a wider range, e.g. U(0, 2) from a σ=25 fit, makes a blind model for σ up
+to 50. Synthesised noisy patches are clipped and rounded to 8 bits, like the photos they stand in for.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,27 +61,23 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
 
 
-def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True) -> Path:
-    """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path."""
+def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The clean images, and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
     fit_run = Run(cfg.fit_run)
-    stage = load_stage1(fit_run, device)
-    for m in stage.modules.values():
-        m.eval().requires_grad_(False)
     c = stage.cfg.channels
     clean = read_rgb_folder(cfg.clean_dir, c)
-    noisy_dir = Path(fit_run.read_config()["noisy_dir"])
-    pairs = []  # noisy y and stage-1 x̂y stacked on channels, so one crop cuts both alike
-    for f in list_images(noisy_dir):
+    pairs = []
+    for f in list_images(Path(fit_run.read_config()["noisy_dir"])):
         target = fit_run.path / "denoised" / f"{f.stem}.png"
         if target.exists():
             pairs.append(np.concatenate([to_channels(read_image(f).pixels, c), to_channels(read_image(target).pixels, c)], 2))
-    model = build_mwcnn(c, cfg.arch).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if out.exists():
-        budget.resume(*out.load({"model": model}, opt))
-    out.write_config({"stage": "distill", **asdict(cfg)})
-    rng = np.random.default_rng([cfg.seed, budget.step])
-    torch.manual_seed(cfg.seed + budget.step)
+    return clean, pairs
+
+
+def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray],
+                   pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device) -> Callable[[int], torch.Tensor]:
+    """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
+    c = stage.cfg.channels
     n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
@@ -94,6 +90,30 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
             yx = random_patches(pairs, patch, n_noisy, rng).to(device)
             loss = loss + cfg.lam * F.mse_loss(model(yx[:, :c]), yx[:, c:])
         return loss
+
+    return step_loss
+
+
+def load_fit(cfg: DistillConfig, device: torch.device) -> Stage1:
+    """The fit run's stage 1, frozen: distill only samples its noise model."""
+    stage = load_stage1(Run(cfg.fit_run), device)
+    for m in stage.modules.values():
+        m.eval().requires_grad_(False)
+    return stage
+
+
+def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True) -> Path:
+    """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path."""
+    stage = load_fit(cfg, device)
+    clean, pairs = training_data(cfg, stage)
+    model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if out.exists():
+        budget.resume(*out.load({"model": model}, opt))
+    out.write_config({"stage": "distill", **asdict(cfg)})
+    rng = np.random.default_rng([cfg.seed, budget.step])
+    torch.manual_seed(cfg.seed + budget.step)
+    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device)
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
