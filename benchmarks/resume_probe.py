@@ -34,7 +34,7 @@ def probe(run: Run, cfg: DistillConfig, target_lr: float, ramp: bool, steps: int
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     run.load({"model": model}, opt)
-    saved = float(run.metadata().get("lr", 0)) or cosine_lr(cfg.lr, 1.0)
+    saved = run.last_lr()
     model.train()
     rng = np.random.default_rng([cfg.seed, 12345])
     torch.manual_seed(cfg.seed)

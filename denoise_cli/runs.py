@@ -85,6 +85,15 @@ class Run:
         with safe_open(str(self.checkpoint), framework="pt") as f:
             return f.metadata() or {}
 
+    def last_lr(self) -> float | None:
+        """The learning rate the run last trained at: from the checkpoint, or for checkpoints saved
+        before they recorded it, the last one in the metrics log (at most ``log_every`` steps old)."""
+        if "lr" in self.metadata():
+            return float(self.metadata()["lr"])
+        log = self.path / "metrics.jsonl"
+        lrs = [r["lr"] for r in map(json.loads, log.read_text().splitlines()) if "lr" in r] if log.exists() else []
+        return lrs[-1] if lrs else None
+
     def log(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -47,9 +47,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     for m in modules.values():
         m.train()
     resumed_at = budget.step
-    saved_lr = None
-    if resumed_at and run.exists():
-        saved_lr = float(run.metadata().get("lr", 0)) or None  # runs saved before 0.x keep no lr: no ramp
+    saved_lr = run.last_lr() if resumed_at and run.exists() else None
     lr = saved_lr
     last_save = time.monotonic()
     smoothed = None

@@ -117,3 +117,15 @@ def test_an_interrupted_run_resumes_on_the_same_schedule(tmp_path):
     budget.resume(*run.load({"m": model}, opt))
     train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
     assert _logged_lrs(run) == pytest.approx([cosine_lr(0.1, k / 60) for k in range(60)])
+
+
+def test_checkpoints_without_a_recorded_lr_fall_back_to_the_metrics_log(tmp_path):
+    run, model, opt, loss = _linear_run(tmp_path)
+    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False, log_every=10)
+    logged = _logged_lrs(run)[-1]
+    run.save({"m": model}, opt, 100, 1.0)  # as runs saved before the lr was recorded
+    assert "lr" not in run.metadata() and run.last_lr() == logged
+    budget = Budget(2 * REWARM_STEPS, None)
+    budget.resume(*run.load({"m": model}, opt))
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    assert _logged_lrs(run)[10] < 2 * logged  # ramped, not a jump to cosine_lr(0.1, 0.25)
