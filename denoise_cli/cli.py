@@ -81,7 +81,7 @@ def denoise(
     from .batch import STDIO, gather, plan, run_job
     from .checkpoint import CheckpointError
     from .inference import DeviceError
-    from .weights import WeightsError
+    from .weights import WeightsError, used_weights
 
     if fmt and fmt.lower().lstrip(".") not in ("png", "tif", "tiff", "jpg", "jpeg"):
         raise fail(f"--format {fmt}: use png, tif or jpg")
@@ -128,7 +128,7 @@ def denoise(
     done = sum(r.ok for r in results)
     failed = len(results) - done
     if as_json:
-        summary = {"done": done, "failed": failed, "device": str(denoiser.device),
+        summary = {"done": done, "failed": failed, "device": str(denoiser.device), **used_weights(weights),
                    "results": [r.to_dict() for r in results]}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
@@ -322,7 +322,9 @@ def fit(
     arch: Annotated[str, typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
-    resume: Annotated[bool, typer.Option(help="Continue an existing run up to the given budget; a larger budget than before is a warm restart (lr ramped back up).")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an existing run up to the given budget; a larger budget than before is a warm restart "
+             "(lr ramped back up).")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side (sub-image side in real mode).")] = 48,
     batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
@@ -389,7 +391,9 @@ def distill(
     arch: Annotated[str, typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
-    resume: Annotated[bool, typer.Option(help="Continue an existing distill run up to the given budget; a larger budget than before is a warm restart (lr ramped back up).")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an existing distill run up to the given budget; a larger budget than before is a warm restart "
+             "(lr ramped back up).")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
     batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay).")] = 1e-3,

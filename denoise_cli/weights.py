@@ -151,6 +151,15 @@ def resolve_default_gray() -> Path | None:
     return fetch(reg.get(reg.default_gray)) if reg.default_gray else None
 
 
+def used_weights(spec: str | os.PathLike | None) -> dict[str, str | None]:
+    """What a --weights value means, for summaries: the model for colour (and all images when given)
+    and the gray default that the registry adds when no --weights is given."""
+    if spec is not None:
+        return {"weights": str(spec), "weights_gray": None}
+    reg = load_registry()
+    return {"weights": reg.default, "weights_gray": reg.default_gray}
+
+
 def resolve(spec: str | os.PathLike | None) -> Path:
     """Turn a --weights value (None: the registry default) into a local, verified file."""
     if spec is None:

@@ -7,6 +7,7 @@ from PIL import Image
 
 from conftest import run_cli
 from denoise_cli.io import Photo, encode_image, read_image, write_image
+from denoise_cli.weights import load_registry
 
 
 def _png(path, h=32, w=40, c=3, seed=0):
@@ -63,6 +64,8 @@ def test_json_summary_and_default_embedded_model(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["done"] == 1 and summary["failed"] == 0
     assert summary["results"][0]["target"].endswith("x_denoised.png")
+    reg = load_registry()
+    assert (summary["weights"], summary["weights_gray"]) == (reg.default, reg.default_gray)  # provenance of the outputs
 
 
 def test_keeps_16bit_alpha_and_gray(tmp_path, tiny_weights):
