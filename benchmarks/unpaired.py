@@ -46,7 +46,7 @@ def best_time(fn, image: np.ndarray, repeats: int = 3) -> float:
 
 def final_record(run: Run) -> dict:
     """The last line of a run's metrics log (step and training seconds at the end)."""
-    return json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
+    return run.records()[-1]
 
 
 def render(rows: list[dict]) -> str:

@@ -88,11 +88,16 @@ class Run:
     def last_lr(self) -> float | None:
         """The learning rate the run last trained at: from the checkpoint, or for checkpoints saved
         before they recorded it, the last one in the metrics log (at most ``log_every`` steps old)."""
-        if "lr" in self.metadata():
-            return float(self.metadata()["lr"])
-        log = self.path / "metrics.jsonl"
-        lrs = [r["lr"] for r in map(json.loads, log.read_text().splitlines()) if "lr" in r] if log.exists() else []
+        meta = self.metadata()
+        if "lr" in meta:
+            return float(meta["lr"])
+        lrs = [r["lr"] for r in self.records() if "lr" in r]
         return lrs[-1] if lrs else None
+
+    def records(self) -> list[dict[str, Any]]:
+        """The metrics log, oldest first (empty before the first entry)."""
+        log = self.path / "metrics.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def log(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:

@@ -25,7 +25,7 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
     assert r.returncode == 2 and b"--resume" in r.stderr
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "6", "--resume")
     assert r.returncode == 0, r.stderr
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] or [6]
+    steps = [r["step"] for r in Run(run).records()] or [6]
     assert max(steps) <= 6
 
 

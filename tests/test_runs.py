@@ -2,8 +2,6 @@ import pytest
 import torch
 
 from denoise_cli.runs import Budget, Run, parse_duration
-import json
-
 from denoise_cli.training import REWARM_STEPS, cosine_lr, rewarm_lr, train_loop
 
 
@@ -66,7 +64,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path):
 
 
 def _logged_lrs(run: Run) -> list[float]:
-    return [r["lr"] for r in map(json.loads, (run.path / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+    return [r["lr"] for r in run.records() if "lr" in r]
 
 
 def _linear_run(tmp_path):
