@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--arch", default="small")
     ap.add_argument("--noise-cov", default="auto", choices=["auto", "full", "diagonal"],
                     help="auto = diagonal (synthetic mode), as `fit` chooses")
+    ap.add_argument("--patch", type=int, default=FitConfig.patch, help="training patch side (paper: 96)")
+    ap.add_argument("--batch", type=int, default=FitConfig.batch, help="patches per step")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -59,7 +61,7 @@ def main() -> None:
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
         run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
-        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, patch=args.patch, batch=args.batch,
                         noise_cov=auto_noise_cov("synthetic", args.noise_cov))
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))

@@ -84,11 +84,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--big-mp", type=float, default=24.0)
+    ap.add_argument("--big-mp", type=float, default=24.0, help="peak-RSS image size; 0 skips that measurement")
     ap.add_argument("--no-bm3d", action="store_true")
+    ap.add_argument("--name", default="speed", help="results/NAME.{md,json} (e.g. speed-h100 for a GPU machine's run)")
     args = ap.parse_args()
 
-    rss, wall = peak_rss_denoise(args.big_mp)  # first, while this process is still small
+    rss, wall = peak_rss_denoise(args.big_mp) if args.big_mp > 0 else (None, None)  # first, while this process is small
     img = test_image(args.size, args.size)
     mp = args.size**2 / 1e6
     rows = []
@@ -115,13 +116,14 @@ def main() -> None:
     result = {"machine": machine(), "image": f"{args.size}×{args.size} RGB", "rows": rows,
               "peak_rss": {"megapixels": args.big_mp, "gib": rss, "seconds": wall, "goal_gib": 2.0}}
     OUT.mkdir(exist_ok=True)
-    (OUT / "speed.json").write_text(json.dumps(result, indent=2))
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     lines = [f"Speed on {result['machine']} — {result['image']}, median of {args.repeats} after warm-up", "",
              "| method | device | s / image | MP/s |", "|---|---|---:|---:|"]
     lines += [f"| {r['method']} | {r['device']} | {r['seconds']:.3f} | {r['mp_per_s']:.2f} |" for r in rows]
-    lines += ["", f"Peak RSS of `denoise-cli denoise` on a {args.big_mp:g}-megapixel RGB PNG (CPU, auto tiling): "
-                  f"**{rss:.2f} GiB** (goal < 2 GiB), {wall:.0f} s end to end including PNG read/write."]
-    (OUT / "speed.md").write_text("\n".join(lines) + "\n")
+    if rss is not None:
+        lines += ["", f"Peak RSS of `denoise-cli denoise` on a {args.big_mp:g}-megapixel RGB PNG (CPU, auto tiling): "
+                      f"**{rss:.2f} GiB** (goal < 2 GiB), {wall:.0f} s end to end including PNG read/write."]
+    (OUT / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

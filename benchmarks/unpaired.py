@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test images (smoke runs)")
     ap.add_argument("--suffix", default="", help="variant: fit run CASE-ARCH+SUFFIX, rows named CASE+SUFFIX")
+    ap.add_argument("--patch", type=int, default=DistillConfig.patch, help="training patch side")
+    ap.add_argument("--batch", type=int, default=DistillConfig.batch, help="patches per step")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
@@ -100,7 +102,8 @@ def main() -> None:
         blind = noise.startswith("awgn")
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,
-                            noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), lam=args.stage1_weight, seed=args.seed)
+                            noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), lam=args.stage1_weight, seed=args.seed,
+                            patch=args.patch, batch=args.batch)
         budget = Budget(None, parse_duration(args.budget))
         start = time.perf_counter()
         model_path = distill(cfg, out, budget, device)

@@ -145,7 +145,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
