@@ -24,8 +24,11 @@ CASES = {  # name: (test set, channels, noise, paper D-BSN PSNR, paper MWCNN(unp
 
 
 def hardware(device: torch.device | str = "cpu") -> str:
-    """One line naming the machine a number came from."""
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
+    """One line naming the machine a number came from (the GPU's name on CUDA)."""
+    line = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
+    if torch.device(device).type == "cuda":
+        line += f" ({torch.cuda.get_device_name(device)})"
+    return line
 
 
 def classical_scores(set_name: str, noise: str, seed: int, limit: int | None = None, *,

@@ -49,6 +49,10 @@ def final_record(run: Run) -> dict:
     return run.records()[-1]
 
 
+def seconds(s: float) -> str:
+    return f"{s * 1000:.1f} ms" if s < 0.1 else f"{s:.2f} s"
+
+
 def render(rows: list[dict]) -> str:
     lines = ["Unpaired learning: fit on the seeded noisy test images only, distill with unrelated clean training "
              "images; PSNR / SSIM on 8-bit outputs, seed 0. Speed: one image, best of 3, same process.", "",
@@ -63,7 +67,7 @@ def render(rows: list[dict]) -> str:
             f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
             f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
             f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']}) | "
-            f"{s['stage1_s']:.2f} s vs {s['distilled_s']:.2f} s ({s['stage1_s'] / s['distilled_s']:.0f}×) | "
+            f"{seconds(s['stage1_s'])} vs {seconds(s['distilled_s'])} ({s['stage1_s'] / s['distilled_s']:.1f}×) | "
             f"{r['hardware']} |")
     lines += ["", "Σn: the fit's noise covariance (`full` 3×3 or `diagonal`; 1×1 for gray either way). "
               "λ: weight of the stage-1 pairs in the distill loss (paper 0.1)."]

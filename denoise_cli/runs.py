@@ -50,9 +50,9 @@ class Run:
         return json.loads((self.path / "config.json").read_text())
 
     def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
-             step: int, elapsed: float, lr: float | None = None) -> None:
-        """Write weights and optimizer state (none: weights only) and the learning rate last used; the
-        weights file is replaced atomically last."""
+             step: int, elapsed: float, lr: float | None = None, progress: float | None = None) -> None:
+        """Write weights and optimizer state (none: weights only), the learning rate last used and the
+        fraction of the budget reached; the weights file is replaced atomically last."""
         tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                    for name, m in modules.items() for k, v in m.state_dict().items()}
         if optimizer is not None:
@@ -63,6 +63,8 @@ class Run:
         meta = {"step": str(step), "elapsed": f"{elapsed:.3f}"}
         if lr is not None:
             meta["lr"] = repr(lr)
+        if progress is not None:
+            meta["progress"] = repr(progress)
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(self.checkpoint)
 
@@ -93,6 +95,15 @@ class Run:
             return float(meta["lr"])
         lrs = [r["lr"] for r in self.records() if "lr" in r]
         return lrs[-1] if lrs else None
+
+    def reached_progress(self) -> float:
+        """How far through its budget the run had got when last saved (0–1). Checkpoints saved before
+        this was recorded: 1 if the metrics log says the run finished, else 0."""
+        meta = self.metadata()
+        if "progress" in meta:
+            return float(meta["progress"])
+        records = self.records()
+        return 1.0 if records and records[-1].get("final") else 0.0
 
     def records(self) -> list[dict[str, Any]]:
         """The metrics log, oldest first (empty before the first entry)."""

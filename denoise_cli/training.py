@@ -74,10 +74,10 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 if budget.step % log_every == 0:
                     run.log({"step": budget.step, "loss": smoothed, "lr": lr, "elapsed": round(budget.elapsed, 1)})
                 if time.monotonic() - last_save > checkpoint_every:
-                    run.save(modules, optimizer, budget.step, budget.elapsed, lr)
+                    run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress)
                     last_save = time.monotonic()
         except KeyboardInterrupt:
-            run.save(modules, optimizer, budget.step, budget.elapsed, lr)
+            run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress)
             raise
     run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True})
-    run.save(modules, optimizer, budget.step, budget.elapsed, lr)
+    run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress)

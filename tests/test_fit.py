@@ -6,8 +6,8 @@ import torch
 
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import read_image
-from denoise_cli.runs import Run
-from denoise_cli.stages.fit import load_stage1
+from denoise_cli.runs import Budget, Run
+from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):
@@ -27,6 +27,24 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     steps = [r["step"] for r in Run(run).records()] or [6]
     assert max(steps) <= 6
+
+
+def test_extending_a_finished_fit_continues_phase_c(tmp_path, monkeypatch):
+    """A larger budget on a finished run lowers the budget fraction; the phases must not go back."""
+    d = noisy_folder(tmp_path, 1)
+    run = Run(tmp_path / "run")
+    cfg = FitConfig(mode="synthetic", channels=1, patch=16, batch=2)
+    fit(d, run, cfg, Budget(6, None), torch.device("cpu"), show_progress=False)
+    assert run.reached_progress() == 1.0
+    seen = []
+    loss = Stage1.loss
+    monkeypatch.setattr(Stage1, "loss", lambda self, y, g, p: seen.append(p) or loss(self, y, g, p))
+    fit(d, run, None, Budget(12, None), torch.device("cpu"), show_progress=False)
+    assert len(seen) == 6 and min(seen) >= PHASE_C
+    seen.clear()
+    fresh = Run(tmp_path / "fresh")  # a fresh run still starts in phase A
+    fit(d, fresh, cfg, Budget(6, None), torch.device("cpu"), show_progress=False)
+    assert seen[0] == 0.0 and fresh.reached_progress() == 1.0
 
 
 def test_fit_color_real_mode(tmp_path):

@@ -130,7 +130,8 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, budget
     """A weights.toml-style entry beside the model: architecture, sha256 and provenance."""
     model = build_mwcnn(stage.cfg.channels, cfg.arch)
     params = sum(p.numel() for p in model.parameters())
-    hw = f"{platform.processor() or platform.machine()} ({device})"
+    hw = f"{platform.processor() or platform.machine()} ({device}"
+    hw += f", {torch.cuda.get_device_name(device)})" if device.type == "cuda" else ")"
     name = out.path.parent.name if out.path.name == "model" else out.path.name
     noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
     text = f'''[models.{name}]
