@@ -23,7 +23,7 @@ from common import RESULTS, hardware  # noqa: E402
 from denoise_cli.inference import pick_device  # noqa: E402
 from denoise_cli.models.mwcnn import build_mwcnn  # noqa: E402
 from denoise_cli.runs import Run, parse_duration  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, load_fit, make_step_loss, training_data  # noqa: E402
+from denoise_cli.stages.distill import DistillConfig, load_fit, make_step_loss, saved_distill_config, training_data  # noqa: E402
 from denoise_cli.training import REWARM_STEPS, cosine_lr, rewarm_lr  # noqa: E402
 
 
@@ -62,8 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     device = pick_device(args.device)
     run = Run(args.run)
-    saved = run.read_config()
-    cfg = DistillConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k != "stage"})
+    cfg = saved_distill_config(run)
     elapsed = float(run.metadata()["elapsed"])
     target = cosine_lr(cfg.lr, elapsed / parse_duration(args.extend_to))
     stage = load_fit(cfg, device)

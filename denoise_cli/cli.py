@@ -392,8 +392,8 @@ def distill(
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(
-        help="Continue an existing distill run up to the given budget; a larger budget than before is a warm restart "
-             "(lr ramped back up).")] = False,
+        help="Continue an existing distill run up to the given budget, with the run's own training settings; a larger "
+             "budget than before is a warm restart (lr ramped back up).")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
     batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay).")] = 1e-3,
@@ -413,7 +413,7 @@ def distill(
     from .inference import DeviceError, pick_device
     from .io import ImageError
     from .runs import Run
-    from .stages.distill import DistillConfig, distill as run_distill
+    from .stages.distill import DistillConfig, distill as run_distill, saved_distill_config
 
     budget = _budget(time_budget, iterations)
     if not (fit_run / "noise_model.safetensors").exists():
@@ -432,8 +432,14 @@ def distill(
     if out_run.exists() and not resume:
         raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
     try:
-        cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
-                            lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed)
+        if out_run.exists():  # resuming: the run's own settings win, as for fit
+            cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir)
+            err.print(f"resuming {out_run.path} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch "
+                      f"{cfg.batch}, lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, "
+                      f"stage-1 weight {cfg.lam:g})", highlight=False)
+        else:
+            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
+                                lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed)
         path = run_distill(cfg, out_run, budget, pick_device(device))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")

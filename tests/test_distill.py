@@ -28,6 +28,11 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     assert (run / "model" / "model.safetensors").exists() and "sha256" in (run / "model" / "entry.toml").read_text()
     r = run_cli("denoise", str(d / "n0.png"), "-o", str(tmp_path / "out"), "--weights", str(run / "model"))
     assert r.returncode == 0, r.stderr
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "4", "--resume", "--batch", "8",
+                "--noise-scale", "0:2")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((run / "model" / "config.json").read_text())  # a resume keeps the run's own settings
+    assert saved["batch"] == 4 and saved["noise_scale"] == [0.9, 1.1] and b"saved settings" in r.stderr
     r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
     assert r.returncode == 2 and b"not a finished fit run" in r.stderr
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--noise-scale", "2:1",

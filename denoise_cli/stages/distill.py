@@ -46,6 +46,15 @@ class DistillConfig:
     seed: int = 0
 
 
+def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
+    """The DistillConfig a run was started with, which a resume reuses. ``fit_run``/``clean_dir`` given
+    here replace the saved locations (data can move); the training settings stay the run's own."""
+    saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
+    saved["noise_scale"] = tuple(saved["noise_scale"])
+    saved.update({k: str(v) for k, v in paths.items() if v is not None})
+    return DistillConfig(**saved)
+
+
 @torch.no_grad()
 def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """ỹ = x + L(x)·n₀ for clean patches x (N,C,H,W); real mode through the pixel-shuffle layout."""
