@@ -46,6 +46,8 @@ def main() -> None:
                     help="auto = diagonal (synthetic mode), as `fit` chooses")
     ap.add_argument("--patch", type=int, default=FitConfig.patch, help="training patch side (paper: 96)")
     ap.add_argument("--batch", type=int, default=FitConfig.batch, help="patches per step")
+    ap.add_argument("--ring-skip", action=argparse.BooleanOptionalAction, default=True,
+                    help="D-BSN μ = neighbour mean + residual (--no-ring-skip: the paper's plain mean)")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -61,7 +63,8 @@ def main() -> None:
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
         run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
-        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed, patch=args.patch, batch=args.batch,
+        cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
+                        patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
                         noise_cov=auto_noise_cov("synthetic", args.noise_cov))
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
