@@ -26,7 +26,7 @@ CASES = {  # name: (test set, channels, noise, paper D-BSN PSNR, paper MWCNN(unp
 def hardware(device: torch.device | str = "cpu") -> str:
     """One line naming the machine a number came from (the GPU's name on CUDA)."""
     line = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
-    if torch.device(device).type == "cuda":
+    if str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available()):
         line += f" ({torch.cuda.get_device_name(device)})"
     return line
 
