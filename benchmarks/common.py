@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from denoise_cli.evaluate import Row, classical, evaluate, report_stem, summarize, synthetic_pairs, write_report
+from denoise_cli.inference import pick_device
 from denoise_cli.io import list_images, read_image
 from denoise_cli.noise import parse_spec
 
@@ -26,8 +27,9 @@ CASES = {  # name: (test set, channels, noise, paper D-BSN PSNR, paper MWCNN(unp
 def hardware(device: torch.device | str = "cpu") -> str:
     """One line naming the machine a number came from (the GPU's name on CUDA)."""
     line = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"
-    if str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available()):
-        line += f" ({torch.cuda.get_device_name(device)})"
+    resolved = pick_device(str(device))  # "auto" names the device it stands for
+    if resolved.type == "cuda":
+        line += f" ({torch.cuda.get_device_name(resolved)})"
     return line
 
 

@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, FIT_RUNS, RESULTS, ROOT  # noqa: E402
+from speed import timed  # noqa: E402
 from denoise_cli.checkpoint import load_model  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
 from denoise_cli.inference import Denoiser  # noqa: E402
-from denoise_cli.io import read_image  # noqa: E402
+from denoise_cli.io import Photo, read_image, write_image  # noqa: E402
 from denoise_cli.metrics import psnr, to_255  # noqa: E402
 from denoise_cli.models.dbsn import ARCHS as DBSN_ARCHS, build_dbsn  # noqa: E402
 from denoise_cli.runs import Budget, Run  # noqa: E402
@@ -64,14 +64,13 @@ def check_inference(rows: list[dict], dev: torch.device) -> None:
     for name, entry in reg.entries.items():
         if not entry.embedded:
             continue
-        model = load_model(resolve(name))
-        cpu = Denoiser(model, torch.device("cpu"), "fp32", tile=0)
+        cpu = Denoiser(load_model(resolve(name)), torch.device("cpu"), "fp32", tile=0)
+        on_dev = load_model(resolve(name))  # a second copy: Denoiser moves its model to the device
         for img_name, (noisy, clean) in imgs.items():
             ref = cpu(noisy)
             for prec in ("fp32", "fp16", "bf16") if dev.type != "cpu" else ("fp32",):
                 for tile in (0, 128):
-                    gpu = Denoiser(load_model(resolve(name)), dev, prec, tile=tile)
-                    out = gpu(noisy)
+                    out = Denoiser(on_dev, dev, prec, tile=tile)(noisy)
                     row = {"check": "denoise", "weights": name, "image": img_name, "precision": prec, "tile": tile,
                            **compare(ref, out), "finite": bool(np.isfinite(out).all())}
                     if clean is not None:
@@ -105,16 +104,8 @@ def check_stage1(rows: list[dict], speed: list[dict], dev: torch.device) -> None
                  "psnr_cpu": psnr(to_255(clean), to_255(a)), "psnr_gpu": psnr(to_255(clean), to_255(b))})
     den = Denoiser(load_model(resolve("gray-awgn-small")), dev, "fp32")
     for label, fn in (("stage 1 (D-BSN small + fusion)", gpu.denoise), ("distilled MWCNN small", den)):
-        fn(noisy)
-        sync(dev)
-        times = []
-        for _ in range(10):
-            t = time.perf_counter()
-            fn(noisy)
-            sync(dev)
-            times.append(time.perf_counter() - t)
         speed.append({"method": label, "image": f"{name} {noisy.shape[1]}×{noisy.shape[0]}",
-                      "seconds": float(np.median(times))})
+                      "seconds": timed(lambda: (fn(noisy), sync(dev)), 10)})
 
 
 def check_training(rows: list[dict], dev: torch.device) -> None:
@@ -122,8 +113,6 @@ def check_training(rows: list[dict], dev: torch.device) -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         rng = np.random.default_rng(0)
-        from denoise_cli.io import Photo, write_image
-
         for mode, c in (("synthetic", 1), ("real", 3)):
             noisy = d / f"noisy-{mode}"
             clean = d / f"clean-{mode}"
