@@ -66,11 +66,13 @@ def render(rows: list[dict]) -> str:
             f"{r.get('stage1_weight', 0.1):g} | {r['noisy_psnr']:.2f} | "
             f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
             f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
-            f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']}) | "
+            f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']})"
+            f"{' from ' + r['init'] if r.get('init') else ''} | "
             f"{seconds(s['stage1_s'])} vs {seconds(s['distilled_s'])} ({s['stage1_s'] / s['distilled_s']:.1f}×) | "
             f"{r['hardware']} |")
     lines += ["", "Σn: the fit's noise covariance (`full` 3×3 or `diagonal`; 1×1 for gray either way). "
-              "λ: weight of the stage-1 pairs in the distill loss (paper 0.1)."]
+              "λ: weight of the stage-1 pairs in the distill loss (paper 0.1). "
+              "\"from X\": a fine-tune (`distill --init X`) whose steps add to those X was trained with."]
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +93,8 @@ def main() -> None:
     ap.add_argument("--suffix", default="", help="variant: fit run CASE-ARCH+SUFFIX, rows named CASE+SUFFIX")
     ap.add_argument("--patch", type=int, default=DistillConfig.patch, help="training patch side")
     ap.add_argument("--batch", type=int, default=DistillConfig.batch, help="patches per step")
+    ap.add_argument("--lr", type=float, default=DistillConfig.lr, help="Adam learning rate (cosine decay)")
+    ap.add_argument("--init", default=None, help="distill --init: start from these weights (a fine-tune)")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
@@ -107,7 +111,7 @@ def main() -> None:
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,
                             noise_scale=(0.0, 2.0) if blind else (0.9, 1.1), lam=args.stage1_weight, seed=args.seed,
-                            patch=args.patch, batch=args.batch)
+                            patch=args.patch, batch=args.batch, lr=args.lr, init=args.init)
         budget = Budget(None, parse_duration(args.budget))
         start = time.perf_counter()
         model_path = distill(cfg, out, budget, device)
@@ -134,7 +138,7 @@ def main() -> None:
             "paper_dbsn": paper_dbsn, "paper_mwcnn": paper_mwcnn, "blind": blind,
             "fit_minutes": fit_end["elapsed"] / 60, "fit_steps": fit_end["step"],
             "distill_minutes": distill_end["elapsed"] / 60, "distill_steps": distill_end["step"],
-            "distill_wall_s": distill_wall,
+            "distill_wall_s": distill_wall, "init": args.init,
             "hardware": hardware(device), "speed": speed, "model": str(model_path.relative_to(ROOT)),
         })
         entry = out.path / "entry.toml"

@@ -404,6 +404,9 @@ def distill(
         help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss (paper: 0.1; 0 = synthetic pairs only).",
     )] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    init: Annotated[Optional[str], typer.Option(
+        help="Start from these weights (a registry name such as gray-awgn-small, a file or a distill folder) "
+             "instead of random ones: fine-tunes a trained model to this fit's noise.", show_default=False)] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Stage 2: train a fast MWCNN from the learned noise model and clean images.
@@ -413,7 +416,9 @@ def distill(
     from .inference import DeviceError, pick_device
     from .io import ImageError
     from .runs import Run
+    from .checkpoint import CheckpointError
     from .stages.distill import DistillConfig, distill as run_distill, saved_distill_config
+    from .weights import WeightsError
 
     budget = _budget(time_budget, iterations)
     if not (fit_run / "noise_model.safetensors").exists():
@@ -439,12 +444,12 @@ def distill(
                       f"stage-1 weight {cfg.lam:g})", highlight=False)
         else:
             cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
-                                lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed)
+                                lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed, init=init)
         path = run_distill(cfg, out_run, budget, pick_device(device))
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")
         raise typer.Exit(130)
-    except (ImageError, DeviceError, ValueError) as e:
+    except (ImageError, DeviceError, ValueError, WeightsError, CheckpointError) as e:
         raise fail(str(e))
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out_run.path}`", highlight=False)
 

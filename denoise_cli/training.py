@@ -40,15 +40,17 @@ def rewarm_lr(saved: float | None, scheduled: float, steps_since_resume: int, st
 def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                step_loss: Callable[[int], torch.Tensor], budget: Budget, lr0: float, *,
                checkpoint_every: float = 120.0, log_every: int = 50, show_progress: bool = True,
-               description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0) -> None:
+               description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0,
+               start_lr: float | None = None) -> None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
 
     The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)``; a
-    resumed run ramps to it from the lr it stopped at (see ``rewarm_lr``)."""
+    resumed run ramps to it from the lr it stopped at, and a fresh one from ``start_lr`` when given
+    (a fine-tune of trained weights, whose Adam moments start empty; see ``rewarm_lr``)."""
     for m in modules.values():
         m.train()
     resumed_at = budget.step
-    saved_lr = run.last_lr() if resumed_at and run.exists() else None
+    saved_lr = run.last_lr() if resumed_at and run.exists() else start_lr
     lr = saved_lr
     last_save = time.monotonic()
     smoothed = None

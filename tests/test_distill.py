@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
@@ -80,3 +81,22 @@ def test_adapt_runs_fit_then_distill(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cam" / "noise_model.safetensors").exists()
     assert (tmp_path / "cam" / "model" / "model.safetensors").exists()
+
+
+def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path):
+    d = noisy_folder(tmp_path, 1)
+    clean = _clean_folder(tmp_path)
+    run = tmp_path / "run"
+    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    assert run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "2").returncode == 0
+    tuned = tmp_path / "tuned"
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--patch", "32", "--batch", "2",
+                "--init", str(run / "model"), "--out", str(tuned))
+    assert r.returncode == 0, r.stderr
+    start, after = load_file(str(run / "model" / "model.safetensors")), load_file(str(tuned / "model.safetensors"))
+    # one step at the warm-up lr (1 % of --lr) moves each weight by at most ~1e-5: a fresh start would differ by far more
+    assert max(float((start[k] - after[k]).abs().max()) for k in start) < 1e-4
+    assert f"--init {run / 'model'}" in (tuned / "entry.toml").read_text()
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--init", "color-awgn-small",
+                "--out", str(tmp_path / "other"))
+    assert r.returncode == 2 and b"--init color-awgn-small" in r.stderr and not (tmp_path / "other").exists()

@@ -21,14 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import save_model
+from ..checkpoint import load_model, save_model
 from ..io import list_images, read_image, read_rgb_folder, to_channels
 from ..models.mwcnn import build_mwcnn
 from ..patches import random_patches
 from ..pd import FACTOR, bayer_groups, pd_down, pd_up
 from ..runs import Budget, Run
 from ..training import train_loop
-from ..weights import sha256_file
+from ..weights import resolve, sha256_file
 from .fit import Stage1, load_stage1
 
 
@@ -44,6 +44,7 @@ class DistillConfig:
     noisy_fraction: float = 0.125
     noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
+    init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
 
 
 def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
@@ -103,6 +104,15 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
     return step_loss
 
 
+def init_weights(model: torch.nn.Module, spec: str) -> None:
+    """Load the weights named by ``spec`` into ``model`` (a fine-tune's start); ValueError if they do not fit it."""
+    start = load_model(resolve(spec))
+    if start.config != model.config:
+        raise ValueError(f"--init {spec}: a {start.config.channels}-channel MWCNN with widths {list(start.config.widths)}, "
+                         f"but this distill trains {model.config.channels} channels with widths {list(model.config.widths)}")
+    model.load_state_dict(start.state_dict())
+
+
 def load_fit(cfg: DistillConfig, device: torch.device) -> Stage1:
     """The fit run's stage 1, frozen: distill only samples its noise model."""
     stage = load_stage1(Run(cfg.fit_run), device)
@@ -119,6 +129,8 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if out.exists():
         budget.resume(*out.load({"model": model}, opt))
+    elif cfg.init:
+        init_weights(model, cfg.init)
     out.write_config({"stage": "distill", **asdict(cfg)})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)
@@ -126,7 +138,7 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
-               description="distill")
+               description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None)
     path = out.path / "model.safetensors"
     save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
                noise_mode=stage.cfg.mode)
@@ -155,7 +167,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}{f' --init {cfg.init}' if cfg.init else ''}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
