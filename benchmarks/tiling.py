@@ -1,6 +1,6 @@
 """What tiling costs: time and peak GPU memory of the default model per image size and tile setting.
 
-    python benchmarks/tiling.py --name tiling-h200                 # on a GPU machine: fp32 and fp16
+    python benchmarks/tiling.py --name tiling-h200 --sizes 2048 4096 8192   # on a GPU machine: fp32 and fp16
     python benchmarks/tiling.py --device cpu --sizes 256 512 --tiles 128   # a dry run
 
 For each square image size it runs the embedded default (MWCNN small) untiled, with the automatic
@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,10 +27,12 @@ from denoise_cli.inference import DEFAULT_OVERLAP, pick_device, tiled  # noqa: E
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def measure(den, img, device: torch.device, repeats: int) -> tuple[float, float | None]:
-    """Median seconds per call and peak device memory (GiB; None off CUDA)."""
+def measure(den, img, device: torch.device, repeats: int) -> tuple[float, float | None, np.ndarray | None]:
+    """Median seconds per call, peak device memory (GiB; None off CUDA) and the output."""
+    out = []
+
     def run() -> None:
-        den(img)
+        out[:] = [den(img)]
         if device.type == "cuda":
             torch.cuda.synchronize()
     if device.type == "cuda":
@@ -37,13 +40,13 @@ def measure(den, img, device: torch.device, repeats: int) -> tuple[float, float 
         torch.cuda.reset_peak_memory_stats()
     try:
         s = timed(run, repeats)
-    except torch.cuda.OutOfMemoryError:
-        return float("nan"), None
+    except torch.OutOfMemoryError:
+        return float("nan"), None, None
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return s, peak
+    return s, peak, out[0]
 
 
-def gib(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
@@ -62,13 +65,16 @@ def main() -> None:
         img = test_image(size, size)
         host = timed(lambda: tiled(lambda x: x.copy(), img, min(args.tiles), DEFAULT_OVERLAP), args.repeats)
         rows.append({"size": size, "precision": "-", "tile": f"host only (identity, tile {min(args.tiles)})",
-                     "seconds": host, "peak_gib": None})
+                     "seconds": host, "peak_gib": None, "max_diff_levels": None})
         for prec in precisions:
-            for tile in [None, 0] + [t for t in args.tiles if t < size]:
+            whole = None
+            for tile in [0, None] + [t for t in args.tiles if t < size]:
                 den = load_denoiser(None, device=str(device), precision=prec, tile=tile)
-                s, peak = measure(den, img, device, args.repeats)
+                s, peak, out = measure(den, img, device, args.repeats)
+                whole = out if tile == 0 else whole
+                diff = None if out is None or whole is None else float(np.abs(out - whole).max() * 255)
                 rows.append({"size": size, "precision": prec, "tile": "auto" if tile is None else tile or "none",
-                             "seconds": s, "peak_gib": peak})
+                             "seconds": s, "peak_gib": peak, "max_diff_levels": diff})
                 print(json.dumps(rows[-1]), flush=True)
     for r in rows:
         r["mp_per_s"] = r["size"] ** 2 / 1e6 / r["seconds"]
@@ -77,9 +83,10 @@ def main() -> None:
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     lines = [f"Tiling on {result['machine']}, device {device} — default model, RGB, median of {args.repeats} after "
              "warm-up, host↔device copies included", "",
-             "| size | precision | tile | s / image | MP/s | peak GPU memory (GiB) |", "|---:|---|---|---:|---:|---:|"]
+             "| size | precision | tile | s / image | MP/s | peak GPU memory (GiB) | max \\|Δ\\| vs whole (8-bit levels) |",
+             "|---:|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['size']}² | {r['precision']} | {r['tile']} | {r['seconds']:.3f} | {r['mp_per_s']:.1f} | "
-              f"{gib(r['peak_gib'])} |" for r in rows]
+              f"{fmt(r['peak_gib'])} | {fmt(r['max_diff_levels'])} |" for r in rows]
     (OUT / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -61,8 +61,9 @@ def denoise(
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     precision: Annotated[str, typer.Option(help="fp32, or fp16/bf16 on a GPU.")] = "fp32",
-    tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 never tiles \\[default: auto, "
-                    "1024 for images over 1 MP].")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 never tiles \\[default: auto: "
+                    "1024 for images over 1 MP on the CPU; on a CUDA GPU whole images while they fit in half its free "
+                    "memory].")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 96,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,

@@ -5,6 +5,12 @@ with ``overlap`` pixels of context on every side. Outputs are blended across a n
 (overlap/4) next to each tile's own pixels; the rest of the context is only context, so every
 pixel that counts has ≥ ¾·overlap of real neighbourhood (the small MWCNN sees ±55 px), seams
 vanish and tiled output matches untiled to float precision.
+
+Automatic tiling bounds memory. On the CPU that means tiles above 1 MP (peak RSS stays under 2 GiB
+at 24 MP). On a CUDA GPU the whole image runs at once whenever its estimated activations fit in half
+the free GPU memory: cutting and blending tiles on the host cost 3× the time there
+(benchmarks/results/tiling-h200.md); a larger image gets the largest tiles that fit, and an
+out-of-memory error on an automatic whole-image run falls back to tiles.
 """
 
 from __future__ import annotations
@@ -19,9 +25,31 @@ from .io import to_channels
 from .models.mwcnn import MULTIPLE
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-AUTO_TILE_PIXELS = 1024 * 1024  # above this many pixels, tile automatically
+AUTO_TILE_PIXELS = 1024 * 1024  # CPU/MPS: above this many pixels, tile automatically
 AUTO_TILE = 1024
 DEFAULT_OVERLAP = 96
+GPU_MEMORY_SHARE = 0.5  # CUDA: an automatic run may use this share of the free memory
+
+
+def activation_bytes_per_pixel(model: nn.Module, precision: str) -> int:
+    """A generous estimate of inference memory per image pixel: 8 values per first-level channel
+    (measured on CUDA for the small MWCNN: 204 B/px in fp32, 108 in fp16, against 256 and 128 here)."""
+    width = model.config.widths[0]
+    return 8 * width * (4 if precision == "fp32" else 2)
+
+
+def auto_tile(h: int, w: int, device_type: str, free_bytes: int | None = None, bytes_per_pixel: int = 256,
+              overlap: int = DEFAULT_OVERLAP) -> int | None:
+    """The automatic tile side for an h×w image (None: whole image). CUDA: whole if it fits in
+    GPU_MEMORY_SHARE of ``free_bytes``, else the largest tile that does (never under AUTO_TILE);
+    elsewhere AUTO_TILE above AUTO_TILE_PIXELS."""
+    if device_type != "cuda" or free_bytes is None:
+        return AUTO_TILE if h * w > AUTO_TILE_PIXELS else None
+    budget = GPU_MEMORY_SHARE * free_bytes / bytes_per_pixel  # pixels that fit
+    if h * w <= budget:
+        return None
+    side = int(budget**0.5) - 2 * overlap
+    return max(AUTO_TILE, side // MULTIPLE * MULTIPLE)
 
 
 class DeviceError(Exception):
@@ -83,11 +111,13 @@ class Denoiser:
             notices.append("color image denoised channel by channel with a gray model")
         return np.concatenate([self._run(pixels[..., i : i + 1]) for i in range(c)], axis=2)
 
-    def _tile_size(self, h: int, w: int) -> int | None:
+    def _tile_size(self, h: int, w: int, model: nn.Module) -> int | None:
         if self.tile == 0:
             return None
         if self.tile is None:
-            return AUTO_TILE if h * w > AUTO_TILE_PIXELS else None
+            free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
+            return auto_tile(h, w, self.device.type, free, activation_bytes_per_pixel(model, self.precision),
+                             _round_up(self.overlap, MULTIPLE))
         return max(MULTIPLE, _round_up(self.tile, MULTIPLE))
 
     @torch.inference_mode()
@@ -102,10 +132,18 @@ class Denoiser:
         return y[0].float().clamp_(0, 1).cpu().numpy().transpose(1, 2, 0)
 
     def _run(self, pixels: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
+        model = model or self.model
         h, w = pixels.shape[:2]
-        tile = self._tile_size(h, w)
+        tile = self._tile_size(h, w, model)
         if tile is None or (h <= tile and w <= tile):
-            return self._forward(pixels, model)
+            try:
+                return self._forward(pixels, model)
+            except torch.OutOfMemoryError:
+                if self.tile is not None:  # the user chose whole images: say so rather than second-guess
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tile = AUTO_TILE  # the estimate was wrong for this device: fall back to safe tiles
         return tiled(lambda x: self._forward(x, model), pixels, tile, _round_up(self.overlap, MULTIPLE))
 
 

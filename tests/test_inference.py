@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_model
-from denoise_cli.inference import Denoiser, DeviceError, pick_device
+import torch
+
+from denoise_cli.inference import AUTO_TILE, DEFAULT_OVERLAP, Denoiser, DeviceError, auto_tile, pick_device
 from denoise_cli.models.mwcnn import build_mwcnn
 
 
@@ -45,3 +47,31 @@ def test_gray_model_is_used_for_gray_images_when_given():
     out = d(gray, notes)
     assert out.shape == gray.shape and not notes
     assert np.allclose(out, Denoiser(tiny_model(1, seed=3))(gray))
+
+
+def test_auto_tile_whole_images_on_a_gpu_while_they_fit():
+    big = 4096
+    assert auto_tile(big, big, "cpu") == AUTO_TILE and auto_tile(512, 512, "cpu") is None  # CPU: bounded RSS
+    assert auto_tile(big, big, "cuda", free_bytes=80 * 2**30, bytes_per_pixel=256) is None
+    side = auto_tile(big, big, "cuda", free_bytes=2 * 2**30, bytes_per_pixel=256)
+    assert AUTO_TILE <= side < big and side % 8 == 0
+    assert (side + 2 * DEFAULT_OVERLAP) ** 2 * 256 <= 2**30  # the tile with its context fits the share
+    assert auto_tile(big, big, "cuda", free_bytes=2**20, bytes_per_pixel=256) == AUTO_TILE  # never smaller
+
+
+def test_out_of_memory_on_an_automatic_whole_image_falls_back_to_tiles(monkeypatch):
+    den = Denoiser(tiny_model(3), overlap=16)
+    x = np.random.default_rng(0).random((80, 72, 3)).astype(np.float32)
+    whole = den(x)
+    forward = Denoiser._forward
+
+    def short_of_memory(self, pixels, model=None):
+        if pixels.shape[0] * pixels.shape[1] >= 80 * 72:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return forward(self, pixels, model)
+
+    monkeypatch.setattr(Denoiser, "_forward", short_of_memory)
+    monkeypatch.setattr("denoise_cli.inference.AUTO_TILE", 32)
+    np.testing.assert_allclose(den(x), whole, atol=1e-2)  # tiles with 16 px of context: close, not equal
+    with pytest.raises(torch.OutOfMemoryError):  # whole images were asked for: no silent change
+        Denoiser(tiny_model(3), tile=0)(x)
