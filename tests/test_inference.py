@@ -4,7 +4,8 @@ import pytest
 from conftest import tiny_model
 import torch
 
-from denoise_cli.inference import AUTO_TILE, DEFAULT_OVERLAP, Denoiser, DeviceError, auto_tile, pick_device
+from denoise_cli.inference import (AUTO_TILE, DEFAULT_OVERLAP, Denoiser, DeviceError, activation_bytes_per_pixel,
+                                   auto_tile, pick_device)
 from denoise_cli.models.mwcnn import build_mwcnn
 
 
@@ -75,3 +76,11 @@ def test_out_of_memory_on_an_automatic_whole_image_falls_back_to_tiles(monkeypat
     np.testing.assert_allclose(den(x), whole, atol=1e-2)  # tiles with 16 px of context: close, not equal
     with pytest.raises(torch.OutOfMemoryError):  # whole images were asked for: no silent change
         Denoiser(tiny_model(3), tile=0)(x)
+
+
+def test_activation_estimate_covers_the_measured_peaks():
+    # peaks measured on an H200 (benchmarks/results/tiling-h200*.md): 204 B/px fp32, 108 fp16 for the small model
+    small = build_mwcnn(3, "small")
+    assert 204 <= activation_bytes_per_pixel(small, "fp32") <= 1.5 * 204
+    assert 108 <= activation_bytes_per_pixel(small, "fp16") <= 1.5 * 108
+    assert activation_bytes_per_pixel(build_mwcnn(3, "full"), "fp32") >= 1050  # measured on the CPU
