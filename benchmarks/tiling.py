@@ -40,7 +40,7 @@ def measure(den, img, device: torch.device, repeats: int) -> tuple[float, float 
         torch.cuda.reset_peak_memory_stats()
     try:
         s = timed(run, repeats)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:
         return float("nan"), None, None
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     return s, peak, out[0]

@@ -144,7 +144,7 @@ class Denoiser:
         if tile is None or (h <= tile and w <= tile):
             try:
                 return self._forward(pixels, model)
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 if self.tile is not None:  # the user chose whole images: say so rather than second-guess
                     raise
                 if self.device.type == "cuda":

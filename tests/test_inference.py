@@ -68,13 +68,13 @@ def test_out_of_memory_on_an_automatic_whole_image_falls_back_to_tiles(monkeypat
 
     def short_of_memory(self, pixels, model=None):
         if pixels.shape[0] * pixels.shape[1] >= 80 * 72:
-            raise torch.OutOfMemoryError("CUDA out of memory")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return forward(self, pixels, model)
 
     monkeypatch.setattr(Denoiser, "_forward", short_of_memory)
     monkeypatch.setattr("denoise_cli.inference.AUTO_TILE", 32)
     np.testing.assert_allclose(den(x), whole, atol=1e-2)  # tiles with 16 px of context: close, not equal
-    with pytest.raises(torch.OutOfMemoryError):  # whole images were asked for: no silent change
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # whole images were asked for: no silent change
         Denoiser(tiny_model(3), tile=0)(x)
 
 
