@@ -304,13 +304,13 @@ def eval_cmd(
     table.add_section()
     table.add_row("[bold]mean", f"[bold]{m['psnr']:.2f}", f"[bold]{m['ssim']:.4f}", f"{m['noisy_psnr']:.2f}",
                   f"{m['seconds']:.1f}", f"{m['mp_per_s']:.2f}")
+    safe = report_stem((data or noisy).name, spec, label)  # reports first: a closed pipe on stdout cannot lose them
+    js, cs = write_report(rows, {"method": label, "data": str(data or noisy), "noise": str(spec or "given pairs"),
+                                 "seed": seed}, out / safe)
     if quiet:
         print(f"{label}\t{(data or noisy).name}\t{spec or 'pairs'}\tPSNR {m['psnr']:.2f}\tSSIM {m['ssim']:.4f}")
     else:
         Console().print(table)
-    safe = report_stem((data or noisy).name, spec, label)
-    js, cs = write_report(rows, {"method": label, "data": str(data or noisy), "noise": str(spec or "given pairs"),
-                                 "seed": seed}, out / safe)
     err.print(f"wrote {js} and {cs}", highlight=False)
 
 
