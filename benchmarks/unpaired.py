@@ -129,7 +129,8 @@ def main() -> None:
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}
         fit_end, distill_end = final_record(fit_run), final_record(out)
         rows.append({
-            "case": name + ("" if args.arch == "small" else f"-{args.arch}") + args.suffix + args.variant, "stage1_weight": cfg.lam,
+            "case": name + ("" if args.arch == "small" else f"-{args.arch}") + args.suffix + args.variant,
+            "stage1_weight": cfg.lam,
             "noise_cov": stage.cfg.noise_cov, "set": set_name, "noise": noise,
             "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
             "bm3d_psnr": anchor["psnr"], "bm3d_ssim": anchor["ssim"],
