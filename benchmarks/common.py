@@ -24,6 +24,11 @@ CASES = {  # name: (test set, channels, noise, paper D-BSN PSNR, paper MWCNN(unp
 }
 
 
+def row_name(case: str, arch: str, *tags: str) -> str:
+    """A result row's name: the case, its arch when not the default `small`, then any suffix/variant tags."""
+    return case + ("" if arch == "small" else f"-{arch}") + "".join(tags)
+
+
 def hardware(device: torch.device | str = "cpu") -> str:
     """One line naming the machine a number came from (the GPU's name on CUDA)."""
     line = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, device {device}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, score_saved  # noqa: E402
+from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name, score_saved  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs
 from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, write_image
@@ -77,7 +77,7 @@ def main() -> None:
         truth = true_sigma(noise, levels)
         mid = (levels >= 0.2) & (levels <= 0.8)
         rows.append({
-            "case": name + ("" if args.arch == "small" else f"-{args.arch}") + args.suffix, "arch": args.arch,
+            "case": row_name(name, args.arch, args.suffix), "arch": args.arch,
             "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "set": set_name, "noise": noise,
             "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows, score_saved  # noqa: E402
+from common import (CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows,  # noqa: E402
+                    row_name, score_saved)
 from denoise_cli.api import load_denoiser  # noqa: E402
 from denoise_cli.evaluate import evaluate, summarize, synthetic_pairs  # noqa: E402
 from denoise_cli.inference import pick_device  # noqa: E402
@@ -129,8 +130,7 @@ def main() -> None:
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}
         fit_end, distill_end = final_record(fit_run), final_record(out)
         rows.append({
-            "case": name + ("" if args.arch == "small" else f"-{args.arch}") + args.suffix + args.variant,
-            "stage1_weight": cfg.lam,
+            "case": row_name(name, args.arch, args.suffix, args.variant), "stage1_weight": cfg.lam,
             "noise_cov": stage.cfg.noise_cov, "set": set_name, "noise": noise,
             "images": len(pairs), "noisy_psnr": ours["noisy_psnr"],
             "bm3d_psnr": anchor["psnr"], "bm3d_ssim": anchor["ssim"],
