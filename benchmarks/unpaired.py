@@ -68,7 +68,7 @@ def render(rows: list[dict]) -> str:
             f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
             f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
             f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']})"
-            f"{' from ' + r['init'] if r.get('init') else ''} | "
+            f"{' from ' + r['init'] if r.get('init') else ''}{', bf16' if r.get('precision') == 'bf16' else ''} | "
             f"{seconds(s['stage1_s'])} vs {seconds(s['distilled_s'])} ({s['stage1_s'] / s['distilled_s']:.1f}×) | "
             f"{r['hardware']} |")
     lines += ["", "Σn: the fit's noise covariance (`full` 3×3 or `diagonal`; 1×1 for gray either way). "
@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=DistillConfig.lr, help="Adam learning rate (cosine decay)")
     ap.add_argument("--init", default=None, help="distill --init: start from these weights (a fine-tune)")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
+    ap.add_argument("--precision", default="fp32", help="distill --precision: fp32 or bf16 (autocast)")
     ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "unpaired")
@@ -115,7 +116,7 @@ def main() -> None:
                             patch=args.patch, batch=args.batch, lr=args.lr, init=args.init)
         budget = Budget(None, parse_duration(args.budget))
         start = time.perf_counter()
-        model_path = distill(cfg, out, budget, device)
+        model_path = distill(cfg, out, budget, device, precision=args.precision)
         distill_wall = time.perf_counter() - start
 
         pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, args.seed, args.limit))
@@ -139,7 +140,7 @@ def main() -> None:
             "paper_dbsn": paper_dbsn, "paper_mwcnn": paper_mwcnn, "blind": blind,
             "fit_minutes": fit_end["elapsed"] / 60, "fit_steps": fit_end["step"],
             "distill_minutes": distill_end["elapsed"] / 60, "distill_steps": distill_end["step"],
-            "distill_wall_s": distill_wall, "init": args.init,
+            "distill_wall_s": distill_wall, "init": args.init, "precision": args.precision,
             "hardware": hardware(device), "speed": speed, "model": str(model_path.relative_to(ROOT)),
         })
         entry = out.path / "entry.toml"

@@ -46,6 +46,9 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
     "--weights", "-w", help="Registry NAME (see `weights list`), a .safetensors PATH or run folder, "
                             "or hf://owner/repo/file.safetensors[@revision]. Default: the registry default.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+TrainPrecisionOpt = Annotated[str, typer.Option(
+    help="MWCNN training precision: fp32, or bf16 (autocast, for GPUs with bf16 tensor cores; on CPUs without "
+         "bf16 units it is slower).")]
 
 
 @app.command()
@@ -409,6 +412,7 @@ def distill(
         help="Start from these weights (a registry name such as gray-awgn-small, a file or a distill folder) "
              "instead of random ones: fine-tunes a trained model to this fit's noise.", show_default=False)] = None,
     device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "fp32",
 ) -> None:
     """Stage 2: train a fast MWCNN from the learned noise model and clean images.
 
@@ -446,7 +450,7 @@ def distill(
         else:
             cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
                                 lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed, init=init)
-        path = run_distill(cfg, out_run, budget, pick_device(device))
+        path = run_distill(cfg, out_run, budget, pick_device(device), precision=precision)
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")
         raise typer.Exit(130)
@@ -485,6 +489,7 @@ def adapt(
     run: Annotated[Path, typer.Option(help="Run folder (fit in RUN, the model in RUN/model).")],
     time_budget: Annotated[str, typer.Option(help="Total training time, split 60/40 between fit and distill.")] = "1h",
     device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "fp32",
 ) -> None:
     """Adapt to a new camera in one command: `fit` on your noisy photos, then `distill`.
 
@@ -500,4 +505,4 @@ def adapt(
     fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", resume=(run / "checkpoint.safetensors").exists(),
         device=device)
     distill(clean_dir, run, time_budget=f"{total * 0.4:.0f}s",
-            resume=(run / "model" / "checkpoint.safetensors").exists(), device=device)
+            resume=(run / "model" / "checkpoint.safetensors").exists(), device=device, precision=precision)

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
-from denoise_cli.stages.distill import synthesize
+from denoise_cli.models.mwcnn import build_mwcnn
+from denoise_cli.stages.distill import DistillConfig, make_step_loss, synthesize
 from denoise_cli.stages.fit import FitConfig, Stage1
 
 
@@ -58,19 +59,36 @@ def test_synthesized_noise_follows_the_noise_model():
         assert torch.equal(synthesize(stage, x, torch.zeros(2)), torch.round(x * 255) / 255)
 
 
-def test_stage1_weight_sets_lambda_and_is_recorded(tmp_path):
+def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
     d = noisy_folder(tmp_path, 1)
     clean = _clean_folder(tmp_path)
     run = tmp_path / "run"
     assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4",
-                "--stage1-weight", "0")
+                "--stage1-weight", "0", "--precision", "bf16")
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "model" / "config.json").read_text())["lam"] == 0
-    assert "--stage1-weight 0" in (run / "model" / "entry.toml").read_text()
-    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--stage1-weight", "-1",
-                "--out", str(tmp_path / "other"))
-    assert r.returncode == 2 and b"--stage1-weight" in r.stderr and not (tmp_path / "other").exists()
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["lam"] == 0 and saved["precision"] == "bf16"
+    entry = (run / "model" / "entry.toml").read_text()
+    assert "--stage1-weight 0" in entry and "--precision bf16" in entry and "bf16)" in entry
+    for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"]):
+        r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", *bad, "--out", str(tmp_path / "other"))
+        assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
+
+
+def test_bf16_runs_the_network_in_bf16_and_keeps_loss_and_gradients_fp32():
+    cpu = torch.device("cpu")
+    stage = Stage1(FitConfig(mode="synthetic", channels=1), cpu)
+    model = build_mwcnn(1, "small")
+    seen = []
+    model.enc1.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    cfg = DistillConfig(fit_run="-", clean_dir="-", patch=16, batch=2)
+    clean = [np.random.default_rng(0).random((32, 32, 1)).astype(np.float32)]
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        loss = make_step_loss(cfg, stage, model, clean, [], np.random.default_rng(1), cpu, precision)(0)
+        loss.backward()
+        assert seen[-1] == dtype and loss.dtype == torch.float32
+        assert all(p.grad.dtype == torch.float32 for p in model.parameters())
 
 
 def test_adapt_runs_fit_then_distill(tmp_path):

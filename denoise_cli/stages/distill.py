@@ -84,21 +84,39 @@ def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray], 
     return clean, pairs
 
 
+#: Training precisions: bf16 runs the MWCNN under autocast (faster on GPUs with bf16 tensor cores, see
+#: benchmarks/train_speed.py; unlike fp16 it needs no loss scaling); noise synthesis and loss stay fp32.
+TRAIN_PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """ValueError unless ``precision`` can train on ``device`` (bf16: CPU, or a CUDA GPU that supports it)."""
+    if precision not in TRAIN_PRECISIONS:
+        raise ValueError(f"--precision {precision}: expected one of {', '.join(TRAIN_PRECISIONS)}")
+    if precision == "bf16" and not (device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())):
+        raise ValueError(f"--precision bf16 is not supported on {device}; use fp32")
+
+
 def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray],
-                   pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device) -> Callable[[int], torch.Tensor]:
+                   pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device,
+                   precision: str = "fp32") -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
     c = stage.cfg.channels
     n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
 
+    def cdn(y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return model(y).float()
+
     def step_loss(_: int) -> torch.Tensor:
         x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
         scale = torch.empty(x.shape[0], device=device).uniform_(*cfg.noise_scale)
-        loss = F.mse_loss(model(synthesize(stage, x, scale)), x)
+        loss = F.mse_loss(cdn(synthesize(stage, x, scale)), x)
         if n_noisy:
             yx = random_patches(pairs, patch, n_noisy, rng).to(device)
-            loss = loss + cfg.lam * F.mse_loss(model(yx[:, :c]), yx[:, c:])
+            loss = loss + cfg.lam * F.mse_loss(cdn(yx[:, :c]), yx[:, c:])
         return loss
 
     return step_loss
@@ -121,8 +139,12 @@ def load_fit(cfg: DistillConfig, device: torch.device) -> Stage1:
     return stage
 
 
-def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True) -> Path:
-    """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path."""
+def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True,
+            precision: str = "fp32") -> Path:
+    """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path.
+
+    ``precision`` is a property of this session, like the device: a resume may change it."""
+    check_precision(precision, device)
     stage = load_fit(cfg, device)
     clean, pairs = training_data(cfg, stage)
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
@@ -131,10 +153,10 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
         budget.resume(*out.load({"model": model}, opt))
     elif cfg.init:
         init_weights(model, cfg.init)
-    out.write_config({"stage": "distill", **asdict(cfg)})
+    out.write_config({"stage": "distill", **asdict(cfg), "precision": precision})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)
-    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device)
+    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision)
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
@@ -142,17 +164,18 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     path = out.path / "model.safetensors"
     save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
                noise_mode=stage.cfg.mode)
-    _write_entry(out, path, cfg, stage, budget, time.perf_counter() - start, device)
+    _write_entry(out, path, cfg, stage, budget, time.perf_counter() - start, device, precision)
     return path
 
 
 def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, budget: Budget, seconds: float,
-                 device: torch.device) -> None:
+                 device: torch.device, precision: str = "fp32") -> None:
     """A weights.toml-style entry beside the model: architecture, sha256 and provenance."""
     model = build_mwcnn(stage.cfg.channels, cfg.arch)
     params = sum(p.numel() for p in model.parameters())
     hw = f"{platform.processor() or platform.machine()} ({device}"
-    hw += f", {torch.cuda.get_device_name(device)})" if device.type == "cuda" else ")"
+    hw += f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    hw += f", {precision})"
     name = out.path.parent.name if out.path.name == "model" else out.path.name
     noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
     text = f'''[models.{name}]
@@ -167,7 +190,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}{f' --init {cfg.init}' if cfg.init else ''}"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}{f' --init {cfg.init}' if cfg.init else ''}{' --precision bf16' if precision == 'bf16' else ''}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
