@@ -1,11 +1,12 @@
 """How fast `distill` trains: steps per second of the real distill step per MWCNN arch and precision.
 
-    python benchmarks/train_speed.py --name train_speed-h200 --channels 1 --batch 32 --patch 96   # a GPU machine
-    python benchmarks/train_speed.py --device cpu --archs small --seconds 5                        # a dry run
+    python benchmarks/train_speed.py --name train_speed-h200 --patches 96 128   # a GPU machine
+    python benchmarks/train_speed.py --device cpu --archs small --seconds 5     # a dry run
 
-Each row times `make_step_loss` (patch sampling, noise synthesis from an untrained noise model, forward,
-backward, Adam) for a fixed time after a warm-up, so the figure is what a distill run gets, data
-pipeline included. bf16 rows only where the device trains in bf16. Writes benchmarks/results/NAME.{md,json}.
+Each row times `make_step_loss` (patch sampling, noise synthesis from an untrained noise model, 1/8 of
+the batch from stage-1 pairs as in distill, forward, backward, Adam) for a fixed time after a warm-up,
+so the figure is what a distill run gets, data pipeline included. bf16 rows only where the device
+trains in bf16. Writes benchmarks/results/NAME.{md,json}.
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def steps_per_second(arch: str, precision: str, args: argparse.Namespace, device: torch.device) -> dict:
+def steps_per_second(arch: str, precision: str, patch: int, args: argparse.Namespace, device: torch.device) -> dict:
     """Train for args.seconds after args.warmup steps; return the rate and the peak GPU memory."""
     stage = Stage1(FitConfig(mode="synthetic", channels=args.channels), device)
     model = build_mwcnn(args.channels, arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    cfg = DistillConfig(fit_run="-", clean_dir="-", arch=arch, patch=args.patch, batch=args.batch)
+    cfg = DistillConfig(fit_run="-", clean_dir="-", arch=arch, patch=patch, batch=args.batch)
     rng = np.random.default_rng(0)
     clean = [rng.random((256, 256, args.channels), dtype=np.float32) for _ in range(8)]
-    step_loss = make_step_loss(cfg, stage, model, clean, [], rng, device, precision)
+    pairs = [rng.random((256, 256, 2 * args.channels), dtype=np.float32) for _ in range(4)]  # photo | stage 1
+    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -63,8 +65,8 @@ def steps_per_second(arch: str, precision: str, args: argparse.Namespace, device
     sync(device)
     rate = n / (time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return {"arch": arch, "precision": precision, "steps": n, "steps_per_s": rate,
-            "mp_per_s": rate * args.batch * args.patch ** 2 / 1e6, "peak_gib": peak}
+    return {"arch": arch, "precision": precision, "patch": patch, "steps": n, "steps_per_s": rate,
+            "mp_per_s": rate * args.batch * patch ** 2 / 1e6, "peak_gib": peak}
 
 
 def main() -> None:
@@ -73,7 +75,7 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=list(ARCHS))
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--patch", type=int, default=96)
+    ap.add_argument("--patches", type=int, nargs="+", default=[96], help="patch sides to time")
     ap.add_argument("--seconds", type=float, default=10.0, help="timed training per row")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--name", default="train_speed")
@@ -87,24 +89,23 @@ def main() -> None:
         except ValueError:
             pass
     rows = []
-    for arch in args.archs:
-        for precision in precisions:
-            rows.append(steps_per_second(arch, precision, args, device))
-            print(json.dumps(rows[-1]), flush=True)
-    base = {r["arch"]: r["steps_per_s"] for r in rows if r["precision"] == "fp32"}
-    result = {"machine": machine(), "device": str(device), "batch": args.batch, "patch": args.patch,
-              "channels": args.channels, "rows": rows}
+    for patch in args.patches:
+        for arch in args.archs:
+            for precision in precisions:
+                rows.append(steps_per_second(arch, precision, patch, args, device))
+                print(json.dumps(rows[-1]), flush=True)
+    base = {(r["arch"], r["patch"]): r["steps_per_s"] for r in rows if r["precision"] == "fp32"}
+    result = {"machine": machine(), "device": str(device), "batch": args.batch, "channels": args.channels, "rows": rows}
     OUT.mkdir(exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2))
-    lines = [f"Distill training speed on {result['machine']}, device {device} — batch {args.batch} of "
-             f"{args.patch}² patches, {args.channels} channel(s), {args.seconds:g} s timed per row after "
-             f"{args.warmup} warm-up steps", "",
-             "| arch | precision | steps/s | training MP/s | vs fp32 | peak GPU memory (GiB) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [f"Distill training speed on {result['machine']}, device {device} — batch {args.batch}, "
+             f"{args.channels} channel(s), {args.seconds:g} s timed per row after {args.warmup} warm-up steps", "",
+             "| patch | arch | precision | steps/s | training MP/s | vs fp32 | peak GPU memory (GiB) |",
+             "|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         peak = "" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-        lines.append(f"| {r['arch']} | {r['precision']} | {r['steps_per_s']:.1f} | {r['mp_per_s']:.1f} | "
-                     f"{r['steps_per_s'] / base[r['arch']]:.2f}× | {peak} |")
+        lines.append(f"| {r['patch']}² | {r['arch']} | {r['precision']} | {r['steps_per_s']:.1f} | {r['mp_per_s']:.1f} | "
+                     f"{r['steps_per_s'] / base[r['arch'], r['patch']]:.2f}× | {peak} |")
     (OUT / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
+from denoise_cli.patches import random_patches
 from denoise_cli.stages.distill import DistillConfig, make_step_loss, synthesize
 from denoise_cli.stages.fit import FitConfig, Stage1
 
@@ -118,3 +120,23 @@ def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path):
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--init", "color-awgn-small",
                 "--out", str(tmp_path / "other"))
     assert r.returncode == 2 and b"--init color-awgn-small" in r.stderr and not (tmp_path / "other").exists()
+
+
+def test_step_loss_is_synthetic_mse_plus_lambda_times_stage1_mse():
+    cpu = torch.device("cpu")
+    stage = Stage1(FitConfig(mode="synthetic", channels=1), cpu)
+    model = build_mwcnn(1, "small")
+    cfg = DistillConfig(fit_run="-", clean_dir="-", patch=16, batch=8, lam=0.1)
+    data = np.random.default_rng(0)
+    clean = [data.random((32, 32, 1)).astype(np.float32)]
+    pairs = [data.random((32, 32, 2)).astype(np.float32)]  # noisy photo | its stage-1 result
+    torch.manual_seed(0)
+    got = make_step_loss(cfg, stage, model, clean, pairs, np.random.default_rng(1), cpu)(0)
+    torch.manual_seed(0)  # the same draws, in the same order, with one forward per kind of pair
+    rng = np.random.default_rng(1)
+    x = random_patches(clean, 16, 7, rng)
+    y = synthesize(stage, x, torch.empty(7).uniform_(*cfg.noise_scale))
+    yx = random_patches(pairs, 16, 1, rng)
+    with torch.no_grad():
+        want = F.mse_loss(model(y), x) + 0.1 * F.mse_loss(model(yx[:, :1]), yx[:, 1:])
+    assert torch.allclose(got, want, rtol=1e-5), (got, want)
