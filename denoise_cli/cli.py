@@ -46,6 +46,8 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
     "--weights", "-w", help="Registry NAME (see `weights list`), a .safetensors PATH or run folder, "
                             "or hf://owner/repo/file.safetensors[@revision]. Default: the registry default.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+EnsembleOpt = Annotated[bool, typer.Option(
+    "--ensemble", help="Average the model over 8 rotations/flips of each image: a little cleaner, 8× the time.")]
 TrainPrecisionOpt = Annotated[str, typer.Option(
     help="MWCNN training precision: fp32, or bf16 (autocast, for GPUs with bf16 tensor cores; on CPUs without "
          "bf16 units it is slower).")]
@@ -68,6 +70,7 @@ def denoise(
                     "1024 for images over 1 MP on the CPU; on a CUDA GPU whole images while they fit in half its free "
                     "memory].")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 96,
+    ensemble: EnsembleOpt = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,
     max_pixels: Annotated[float, typer.Option(help="Refuse images larger than this many megapixels.")] = 256,
@@ -102,7 +105,8 @@ def denoise(
     if to_stdout and sys.stdout.isatty():
         raise fail("refusing to write image data to a terminal; redirect stdout or use -o DIR")
     try:
-        denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap)
+        denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap,
+                                 ensemble=ensemble)
     except (WeightsError, CheckpointError, DeviceError) as e:
         raise fail(str(e))
 
@@ -133,6 +137,7 @@ def denoise(
     failed = len(results) - done
     if as_json:
         summary = {"done": done, "failed": failed, "device": str(denoiser.device), **used_weights(weights),
+                   "ensemble": ensemble,
                    "results": [r.to_dict() for r in results]}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
@@ -262,6 +267,7 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(help="Noise seed; fixed so every method sees the same images.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images.")] = None,
     device: DeviceOpt = "auto",
+    ensemble: EnsembleOpt = False,
     out: Annotated[Path, typer.Option(help="Folder for the JSON and CSV reports.")] = Path("eval-results"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the mean row.")] = False,
 ) -> None:
@@ -277,6 +283,8 @@ def eval_cmd(
         raise fail("give --data DIR (synthetic noise), or --noisy DIR --clean DIR (given pairs)")
     if method and weights:
         raise fail("give --weights or --method, not both")
+    if method and ensemble:
+        raise fail("--ensemble applies to --weights, not to a classical --method")
     try:
         spec = parse_spec(noise) if data is not None else None
         if method:
@@ -284,8 +292,8 @@ def eval_cmd(
         else:
             from .api import load_denoiser
 
-            den = load_denoiser(weights, device=device)
-            fn, label = den, weights or "default"
+            den = load_denoiser(weights, device=device, ensemble=ensemble)
+            fn, label = den, (weights or "default") + ("-ensemble" if ensemble else "")
         pairs = synthetic_pairs(data, spec, seed, limit) if data is not None else given_pairs(noisy, clean, limit)
         table = Table(title=f"{label} on {(data or noisy).name} · {spec or 'given pairs'} · seed {seed}")
         for col in ("image", "PSNR", "SSIM", "noisy PSNR", "s", "MP/s"):
@@ -309,7 +317,7 @@ def eval_cmd(
                   f"{m['seconds']:.1f}", f"{m['mp_per_s']:.2f}")
     safe = report_stem((data or noisy).name, spec, label)  # reports first: a closed pipe on stdout cannot lose them
     js, cs = write_report(rows, {"method": label, "data": str(data or noisy), "noise": str(spec or "given pairs"),
-                                 "seed": seed}, out / safe)
+                                 "seed": seed, "ensemble": ensemble}, out / safe)
     if quiet:
         print(f"{label}\t{(data or noisy).name}\t{spec or 'pairs'}\tPSNR {m['psnr']:.2f}\tSSIM {m['ssim']:.4f}")
     else:

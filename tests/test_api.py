@@ -16,3 +16,5 @@ def test_default_model_reduces_noise(smooth_rgb):
     noisy = np.clip(smooth_rgb + np.random.default_rng(1).normal(0, 25 / 255, smooth_rgb.shape), 0, 1)
     out = denoise_image(noisy.astype(np.float32), device="cpu")
     assert np.mean((out - smooth_rgb) ** 2) < 0.5 * np.mean((noisy - smooth_rgb) ** 2)
+    ens = denoise_image(noisy.astype(np.float32), device="cpu", ensemble=True)
+    assert np.mean((ens - smooth_rgb) ** 2) < np.mean((out - smooth_rgb) ** 2)  # the 8-view mean is cleaner

@@ -66,6 +66,11 @@ def test_json_summary_and_default_embedded_model(tmp_path):
     assert summary["results"][0]["target"].endswith("x_denoised.png")
     reg = load_registry()
     assert (summary["weights"], summary["weights_gray"]) == (reg.default, reg.default_gray)  # provenance of the outputs
+    assert summary["ensemble"] is False
+    r = run_cli("denoise", str(tmp_path / "x.png"), "-o", str(tmp_path / "ens"), "--ensemble", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["ensemble"] is True, r.stderr
+    single, ens = read_image(tmp_path / "x_denoised.png").pixels, read_image(tmp_path / "ens" / "x.png").pixels
+    assert ens.shape == single.shape and not np.array_equal(ens, single)  # the flag reaches the denoiser
 
 
 def test_keeps_16bit_alpha_and_gray(tmp_path, tiny_weights):

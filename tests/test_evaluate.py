@@ -44,6 +44,8 @@ def test_eval_and_synth_cli(tmp_path, clean_dir):
     report = json.loads(next(out.glob("*.json")).read_text())
     assert report["mean"]["psnr"] > report["mean"]["noisy_psnr"]
     assert next(out.glob("*.csv")).read_text().startswith("name,psnr,ssim")
+    r = run_cli("eval", "--data", str(clean_dir), "--method", "nlm", "--ensemble", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and b"--ensemble" in r.stderr and not (tmp_path / "x").exists()
     for sub in ("s1", "s2"):
         assert run_cli("synth", str(clean_dir), "-o", str(tmp_path / sub), "--noise", "camera:3200",
                        "--seed", "4").returncode == 0

@@ -4,8 +4,8 @@ import pytest
 from conftest import tiny_model
 import torch
 
-from denoise_cli.inference import (AUTO_TILE, DEFAULT_OVERLAP, Denoiser, DeviceError, activation_bytes_per_pixel,
-                                   auto_tile, pick_device)
+from denoise_cli.inference import (AUTO_TILE, DEFAULT_OVERLAP, DIHEDRAL, Denoiser, DeviceError,
+                                   activation_bytes_per_pixel, auto_tile, dihedral, pick_device, undo_dihedral)
 from denoise_cli.models.mwcnn import build_mwcnn
 
 
@@ -19,6 +19,19 @@ def test_tiled_matches_untiled(tile, overlap):
     whole = Denoiser(model, tile=0)(x)
     tiled = Denoiser(model, tile=tile, overlap=overlap)(x)
     assert np.abs(whole - tiled).max() < 1e-3
+
+
+def test_ensemble_is_the_mean_over_the_eight_turned_and_mirrored_views():
+    x = np.random.default_rng(0).random((21, 34, 3)).astype(np.float32)  # not square: turns swap H and W
+    views = [dihedral(x, k, flip) for k, flip in DIHEDRAL]
+    assert len({v.tobytes() for v in views}) == 8
+    assert all(np.array_equal(undo_dihedral(v, k, flip), x) for v, (k, flip) in zip(views, DIHEDRAL))
+    single = Denoiser(tiny_model(3), tile=0)
+    want = np.mean([undo_dihedral(single(np.ascontiguousarray(v)), k, flip) for v, (k, flip) in zip(views, DIHEDRAL)],
+                   axis=0)
+    got = Denoiser(tiny_model(3), tile=0, ensemble=True)(x)
+    assert got.shape == x.shape and np.abs(got - want).max() < 1e-6
+    assert np.abs(got - single(x)).max() > 1e-3  # a network is not equivariant: the views differ
 
 
 def test_gray_image_with_color_model_and_reverse():
