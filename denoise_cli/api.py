@@ -19,7 +19,7 @@ def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "au
 
     None means the registry defaults: the colour default, plus the gray default for gray images
     (a colour model sees replicated gray as perfectly channel-correlated noise and keeps it).
-    ``ensemble`` averages 8 rotated/mirrored passes: a little better, 8× the time."""
+    ``ensemble`` averages 8 passes over rotated/mirrored copies: a little better, 8 passes' time."""
     gray = None
     if weights is None and (gray_path := resolve_default_gray()) is not None:
         gray = load_model(gray_path)

@@ -47,7 +47,8 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
                             "or hf://owner/repo/file.safetensors[@revision]. Default: the registry default.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
 EnsembleOpt = Annotated[bool, typer.Option(
-    "--ensemble", help="Average the model over 8 rotations/flips of each image: a little cleaner, 8× the time.")]
+    "--ensemble", help="Average 8 passes over rotated/mirrored copies of each image: +0.1–0.6 dB on the test "
+                "sets, about 6× slower.")]
 TrainPrecisionOpt = Annotated[str, typer.Option(
     help="MWCNN training precision: fp32, or bf16 (autocast, for GPUs with bf16 tensor cores; on CPUs without "
          "bf16 units it is slower).")]

@@ -106,7 +106,7 @@ class Denoiser:
     tile: int | None = None  # None: automatic; 0: never tile
     overlap: int = DEFAULT_OVERLAP
     gray_model: nn.Module | None = None  # used for 1-channel images when given
-    ensemble: bool = False  # average over the 8 rotations/flips: slightly better, 8× the time
+    ensemble: bool = False  # average 8 passes over rotated/mirrored copies: slightly better, slower
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
