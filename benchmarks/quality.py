@@ -65,7 +65,7 @@ def shipped(args: argparse.Namespace) -> None:
     (OUT / f"{name}.json").write_text(json.dumps({"seed": args.seed, "hardware": hw, "rows": rows}, indent=2))
     lines = [f"Shipped checkpoints on the cases weights.toml lists; all images, seed {args.seed}, 8-bit noisy inputs"
              + (", each image denoised as the mean of its 8 rotated/mirrored views (`--ensemble`)" if args.ensemble else "")
-             + ". BM3D/CBM3D on the same noisy files ('not run': ~30 CPU minutes per colour row, `--run-bm3d`). "
+             + ". BM3D/CBM3D on the same noisy files ('not run': 30–45 CPU minutes per colour row, `--run-bm3d`). "
              "Paper: MWCNN(unpaired), its own protocol.", "",
              "| checkpoint | test | noisy | " + ("single pass (weights.toml) | " if args.ensemble else "")
              + "ours PSNR / SSIM | BM3D/CBM3D | ours − BM3D | paper |",
