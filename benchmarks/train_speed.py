@@ -31,6 +31,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the GPU, so that the timer measures finished work."""
     if device.type == "cuda":
         torch.cuda.synchronize()
 
