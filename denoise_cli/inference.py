@@ -158,9 +158,10 @@ class Denoiser:
         is not exactly equivariant, so its errors partly average out)."""
         if not self.ensemble:
             return self._run_once(pixels, model)
-        views = (undo_dihedral(self._run_once(np.ascontiguousarray(dihedral(pixels, k, flip)), model), k, flip)
-                 for k, flip in DIHEDRAL)
-        total = next(views).copy()
+        # views stay numpy views: _forward copies each into a tensor anyway, and every pass's output is fresh,
+        # so the first can hold the running sum
+        views = (undo_dihedral(self._run_once(dihedral(pixels, k, flip), model), k, flip) for k, flip in DIHEDRAL)
+        total = next(views)
         for out in views:
             total += out
         return total / len(DIHEDRAL)
