@@ -94,7 +94,8 @@ def main() -> None:
     ap.add_argument("--suffix", default="", help="variant: fit run CASE-ARCH+SUFFIX, rows named CASE+SUFFIX")
     ap.add_argument("--patch", type=int, default=DistillConfig.patch, help="training patch side")
     ap.add_argument("--batch", type=int, default=DistillConfig.batch, help="patches per step")
-    ap.add_argument("--lr", type=float, default=DistillConfig.lr, help="Adam learning rate (cosine decay)")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="Adam learning rate (cosine decay); default: distill's own for the arch")
     ap.add_argument("--init", default=None, help="distill --init: start from these weights (a fine-tune)")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--precision", default="fp32", help="distill --precision: fp32 or bf16 (autocast)")

@@ -409,7 +409,9 @@ def distill(
              "budget than before is a warm restart (lr ramped back up).")] = False,
     patch: Annotated[int, typer.Option(help="Training patch side.")] = 64,
     batch: Annotated[int, typer.Option(help="Patches per step (1/8 of them from your noisy photos).")] = 16,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay).")] = 1e-3,
+    lr: Annotated[Optional[float], typer.Option(
+        help="Adam learning rate (cosine decay) \\[default: 1e-3 for --arch small, 2.5e-4 for full].",
+        show_default=False)] = None,
     noise_scale: Annotated[str, typer.Option(
         help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind model "
              "for σ up to 50.")] = "0.9:1.1",

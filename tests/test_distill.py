@@ -37,6 +37,7 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     assert r.returncode == 0, r.stderr
     saved = json.loads((run / "model" / "config.json").read_text())  # a resume keeps the run's own settings
     assert saved["batch"] == 4 and saved["noise_scale"] == [0.9, 1.1] and b"saved settings" in r.stderr
+    assert saved["lr"] == 1e-3 and "--lr 0.001 " in (run / "model" / "entry.toml").read_text()
     r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
     assert r.returncode == 2 and b"not a finished fit run" in r.stderr
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--noise-scale", "2:1",
@@ -76,6 +77,19 @@ def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
     for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"]):
         r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", *bad, "--out", str(tmp_path / "other"))
         assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
+
+
+def test_learning_rate_defaults_by_arch_and_is_recorded(tmp_path):
+    assert DistillConfig("-", "-").lr == 1e-3 and DistillConfig("-", "-", arch="full").lr == 2.5e-4
+    assert DistillConfig("-", "-", arch="full", lr=1e-3).lr == 1e-3  # an explicit lr wins
+    d = noisy_folder(tmp_path, 1)
+    run = tmp_path / "run"
+    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    r = run_cli("distill", str(_clean_folder(tmp_path)), "--fit", str(run), "--arch", "full", "--iterations", "1",
+                "--patch", "16", "--batch", "2")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "model" / "config.json").read_text())["lr"] == 2.5e-4
+    assert "--arch full --patch 16 --batch 2 --lr 0.00025 " in (run / "model" / "entry.toml").read_text()
 
 
 def test_bf16_runs_the_network_in_bf16_and_keeps_loss_and_gradients_fp32():

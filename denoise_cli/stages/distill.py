@@ -32,6 +32,12 @@ from ..weights import resolve, sha256_file
 from .fit import Stage1, load_stage1
 
 
+#: Adam's starting lr per MWCNN size when none is given. The full width (14 M parameters) sat near the
+#: identity for thousands of steps at 1e-3 (fp32 and bf16 alike) and trains at once at 2.5e-4:
+#: benchmarks/results/distill-lr-probe-h100.md.
+DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
+
+
 @dataclass
 class DistillConfig:
     fit_run: str
@@ -39,12 +45,16 @@ class DistillConfig:
     arch: str = "small"
     patch: int = 64
     batch: int = 16
-    lr: float = 1e-3
+    lr: float | None = None  # None: DEFAULT_LR[arch]; the resolved value is what config.json records
     lam: float = 0.1  # weight of the (y, x̂y) stage-1 pairs
     noisy_fraction: float = 0.125
     noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
     init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
 
 
 def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
@@ -167,15 +177,15 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     path = out.path / "model.safetensors"
     save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
                noise_mode=stage.cfg.mode)
-    _write_entry(out, path, cfg, stage, budget, time.perf_counter() - start, device, precision)
+    params = sum(p.numel() for p in model.parameters())
+    _write_entry(out, path, cfg, stage, params, budget, time.perf_counter() - start, device, precision)
     return path
 
 
-def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, budget: Budget, seconds: float,
-                 device: torch.device, precision: str = "fp32") -> None:
-    """A weights.toml-style entry beside the model: architecture, sha256 and provenance."""
-    model = build_mwcnn(stage.cfg.channels, cfg.arch)
-    params = sum(p.numel() for p in model.parameters())
+def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params: int, budget: Budget,
+                 seconds: float, device: torch.device, precision: str = "fp32") -> None:
+    """A weights.toml-style entry beside the model: architecture, sha256 and provenance (the command
+    spells out every training setting, lr and seed included, so it reproduces the run)."""
     hw = f"{platform.processor() or platform.machine()} ({device}"
     hw += f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     hw += f", {precision})"
@@ -193,7 +203,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g}{f' --init {cfg.init}' if cfg.init else ''}{' --precision bf16' if precision == 'bf16' else ''}"
+command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}{f' --init {cfg.init}' if cfg.init else ''}{' --precision bf16' if precision == 'bf16' else ''}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
