@@ -191,6 +191,10 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     hw += f", {precision})"
     name = out.path.parent.name if out.path.name == "model" else out.path.name
     noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
+    command = (f"denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} "
+               f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
+               f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
+               + (f" --init {cfg.init}" if cfg.init else "") + (" --precision bf16" if precision == "bf16" else ""))
     text = f'''[models.{name}]
 description = "MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {cfg.clean_dir}"
 architecture = {{ arch = "mwcnn", name = "{cfg.arch}", params = {params} }}
@@ -203,7 +207,7 @@ source = {{ local = "{path}" }}
 
 [models.{name}.training]
 kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} --patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} --noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}{f' --init {cfg.init}' if cfg.init else ''}{' --precision bf16' if precision == 'bf16' else ''}"
+command = "{command}"
 data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
 hardware = "{hw}"
 time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
