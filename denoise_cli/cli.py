@@ -276,7 +276,8 @@ def eval_cmd(
 
     Protocol: noisy inputs are clipped and rounded to 8 bits as a saved image would be; outputs are rounded to 8 bits; PSNR and SSIM (Gaussian window σ=1.5) are on the 0–255 scale over all channels with no border crop. BM3D gets the true σ for AWGN and a MAD estimate otherwise.
     """
-    from .evaluate import classical, evaluate, given_pairs, summarize, synthetic_pairs, report_stem, write_report
+    from .evaluate import (classical, evaluate, given_pairs, method_label, summarize, synthetic_pairs, report_stem,
+                           write_report)
     from .io import ImageError, list_images
     from .noise import NoiseSpecError, parse_spec
 
@@ -294,7 +295,7 @@ def eval_cmd(
             from .api import load_denoiser
 
             den = load_denoiser(weights, device=device, ensemble=ensemble)
-            fn, label = den, (weights or "default") + ("-ensemble" if ensemble else "")
+            fn, label = den, method_label(weights or "default", ensemble)
         pairs = synthetic_pairs(data, spec, seed, limit) if data is not None else given_pairs(noisy, clean, limit)
         table = Table(title=f"{label} on {(data or noisy).name} · {spec or 'given pairs'} · seed {seed}")
         for col in ("image", "PSNR", "SSIM", "noisy PSNR", "s", "MP/s"):

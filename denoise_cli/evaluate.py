@@ -129,6 +129,11 @@ def write_report(rows: list[Row], meta: dict, stem: Path) -> tuple[Path, Path]:
     return js, cs
 
 
+def method_label(weights: str, ensemble: bool = False) -> str:
+    """How reports name a checkpoint's results; `--ensemble` ones get their own name so both can sit side by side."""
+    return weights + ("-ensemble" if ensemble else "")
+
+
 def report_stem(data_name: str, spec: str | None, label: str) -> str:
     """File stem of an eval report: SET_NOISE_METHOD, e.g. ``CBSD68_awgn-25_bm3d``."""
     return f"{data_name}_{str(spec or 'pairs').replace(':', '-').replace(',', '-')}_{Path(label).stem}"
