@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from denoise_cli.weights import sha256_file
+
 LIMIT = 64 * 2**20  # what one device call can carry
 WEBP_MODES = {"L", "RGB", "RGBA"}  # 8-bit modes lossless WebP round-trips (gray comes back as RGB: converted)
 MANIFEST = "manifest.json"
@@ -32,10 +34,6 @@ MANIFEST = "manifest.json"
 def pixel_hash(image: Image.Image) -> str:
     """sha256 of an image's mode, size and pixels: equal for a PNG and its WebP copy."""
     return hashlib.sha256(f"{image.mode}{image.size}".encode() + np.asarray(image).tobytes()).hexdigest()
-
-
-def byte_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _image(path: Path) -> Image.Image | None:
@@ -54,6 +52,7 @@ def pack(sources: list[str], to: Path) -> dict:
     """Write every file under ``sources`` into ``to`` (WebP or verbatim) with a manifest; return it."""
     if to.exists():
         shutil.rmtree(to)
+    to.mkdir(parents=True)  # stored files sit flat in it, named by their index
     entries = []
     for src in sources:
         root = Path(src)
@@ -64,13 +63,11 @@ def pack(sources: list[str], to: Path) -> dict:
             image = _image(path)
             if image is not None:
                 stored = stored.with_suffix(".webp")
-                (to / stored).parent.mkdir(parents=True, exist_ok=True)
                 image.save(to / stored, lossless=True, quality=100, method=4)
                 entries.append({"path": target, "stored": str(stored), "mode": image.mode, "pixels": pixel_hash(image)})
             else:
-                (to / stored).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, to / stored)
-                entries.append({"path": target, "stored": str(stored), "bytes": byte_hash(path)})
+                entries.append({"path": target, "stored": str(stored), "bytes": sha256_file(path)})
     manifest = {"files": entries}
     (to / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -87,7 +84,7 @@ def _restore(bundle: Path, root: Path, e: dict) -> None:
         image.save(dst)
     else:
         shutil.copyfile(src, dst)
-        if byte_hash(dst) != e["bytes"]:
+        if sha256_file(dst) != e["bytes"]:
             raise ValueError(f"{e['path']}: bytes differ from the packed file")
 
 

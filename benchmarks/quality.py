@@ -55,8 +55,8 @@ def shipped(args: argparse.Namespace) -> None:
                                  "ensemble": args.ensemble}, OUT / "eval" / report_stem(set_name, noise, label))
             m = summarize(found)
             anchor = classical_scores(set_name, noise, args.seed, cached_only=not args.run_bm3d)
-            said = recorded.get("psnr") if isinstance(recorded, dict) else None
-            said_ens = recorded.get("ensemble_psnr") if isinstance(recorded, dict) else None
+            recorded = recorded if isinstance(recorded, dict) else {}
+            said, said_ens = recorded.get("psnr"), recorded.get("ensemble_psnr")
             check = said_ens if args.ensemble else said  # the number weights.toml records for this way of running
             ok = check is not None and abs(check - m["psnr"]) < 0.015
             rows.append({"checkpoint": name, "case": case, **m, "bm3d": anchor, "paper": PAPER_UNPAIRED.get(case),
