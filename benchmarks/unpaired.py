@@ -30,6 +30,7 @@ from denoise_cli.inference import pick_device  # noqa: E402
 from denoise_cli.runs import Budget, Run, parse_duration  # noqa: E402
 from denoise_cli.stages.distill import DistillConfig, distill  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
+from denoise_cli.weights_entry import add_metrics  # noqa: E402
 
 CLEAN = {1: DATA / "train" / "gray-Train400", 3: DATA / "train" / "color-photos"}
 
@@ -75,11 +76,6 @@ def render(rows: list[dict]) -> str:
               "λ: weight of the stage-1 pairs in the distill loss (paper 0.1). "
               "\"from X\": a fine-tune (`distill --init X`) whose steps add to those X was trained with."]
     return "\n".join(lines) + "\n"
-
-
-def metrics_toml(set_name: str, noise: str, scores: dict, seed: int) -> str:
-    return (f'"{set_name}/{noise}" = {{ psnr = {scores["psnr"]:.2f}, ssim = {scores["ssim"]:.4f}, '
-            f'images = {scores["images"]}, seed = {seed} }}\n')
 
 
 def main() -> None:
@@ -144,8 +140,8 @@ def main() -> None:
             "distill_wall_s": distill_wall, "init": args.init, "precision": args.precision,
             "hardware": hardware(device), "speed": speed, "model": str(model_path.relative_to(ROOT)),
         })
-        entry = out.path / "entry.toml"
-        entry.write_text(entry.read_text().split("# fill in with")[0] + metrics_toml(set_name, noise, ours, args.seed))
+        add_metrics(out.path / "entry.toml", f"{set_name}/{noise}",
+                    {"psnr": round(ours["psnr"], 2), "ssim": round(ours["ssim"], 4), "images": ours["images"], "seed": args.seed})
         print(json.dumps(rows[-1]), flush=True)
 
     rows = merge_rows(RESULTS / "unpaired.json", rows)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .models.mwcnn import MWCNN, MWCNNConfig
 
@@ -26,11 +26,21 @@ def save_model(model: MWCNN, path: str | os.PathLike, *, half: bool = False, **m
                 "config": json.dumps(model.config.to_dict()), **meta}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_suffix(".part")
-    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.write_bytes(canonical_header(save(tensors, metadata=metadata)))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+def canonical_header(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted, so equal weights and metadata give
+    equal bytes and sha256 (safetensors writes metadata in a per-process random hash order)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    if len(header) > n:  # escaped differently from safetensors' writer: keep its own header
+        return data
+    return data[:8] + header.ljust(n, b" ") + data[8 + n :]
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

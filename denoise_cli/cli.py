@@ -474,24 +474,28 @@ def distill(
 @weights_app.command("export")
 def weights_export(
     model: Annotated[Path, typer.Argument(help="A distill output folder (holding model.safetensors).", show_default=False)],
-    dest: Annotated[Path, typer.Argument(help="Folder to write: weights, config.json, entry.toml, README.md.",
-                                         show_default=False)],
-    upload: Annotated[Optional[str], typer.Option(help="Also upload to this Hub repo (owner/name); needs a token.")] = None,
+    dest: Annotated[Path, typer.Argument(help="Folder to write: weights, config.json, README.md and entry.toml (a "
+                                         "weights.toml entry with the written file's sha256).", show_default=False)],
+    upload: Annotated[Optional[str], typer.Option(help="Also upload to this Hub repo (owner/name); needs a token. "
+                                                  "DEST/entry.toml is then pinned to the commit.")] = None,
     half: Annotated[bool, typer.Option(help="Store the weights as fp16 (half the file size).")] = False,
 ) -> None:
     """Write a folder ready for the Hugging Face Hub (model card with provenance and measurements)."""
-    from .export import export_model, upload_folder
+    from .export import export_model, pin_revision, upload_folder
     from .weights import WeightsError
 
     try:
-        out = export_model(model, dest, half=half)
-        err.print(f"exported to {out}", highlight=False)
-        if upload:
-            err.print(f"uploaded {upload} at {upload_folder(out, upload)}", highlight=False)
-    except WeightsError as e:
+        out = export_model(model, dest, half=half, repo_id=upload)
+    except (WeightsError, ValueError, OSError) as e:  # no model, a malformed entry.toml, an unwritable DEST
         raise fail(str(e))
-    except Exception as e:  # huggingface_hub errors: authentication, network
-        raise fail(f"upload failed: {str(e).splitlines()[0]}", EXIT_SOME_FAILED)
+    err.print(f"exported to {out}", highlight=False)
+    if upload:
+        try:
+            revision = upload_folder(out, upload)
+        except Exception as e:  # huggingface_hub errors: authentication, network
+            raise fail(f"upload failed: {str(e).splitlines()[0]}", EXIT_SOME_FAILED)
+        err.print(f"uploaded {upload} at {revision}; the weights.toml entry pinned to it: {pin_revision(out, revision)}",
+                  highlight=False)
 
 
 @app.command()

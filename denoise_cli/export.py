@@ -5,36 +5,47 @@ from __future__ import annotations
 
 import json
 import shutil
-import tomllib
 from pathlib import Path
 
 from .checkpoint import load_model, read_metadata, save_model
-from .weights import WeightsError, sha256_file
+from .weights import WeightsError
+from .weights_entry import file_fields, read_entry, write_entry
 
 
-def export_model(model_dir: Path, dest: Path, *, half: bool = False) -> Path:
-    """Copy MODEL_DIR/model.safetensors and entry.toml into DEST with a config and model card;
-    `half` stores the weights as fp16 (half the size; inference upcasts, so fp32 results barely move)."""
+def export_model(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
+    """Copy MODEL_DIR/model.safetensors into DEST with a config, a model card and an entry.toml that
+    describes the exported file (its own sha256, size and format; a Hub source when ``repo_id`` is
+    known). ``half`` stores the weights as fp16 (half the size; inference upcasts, so results barely move)."""
     src = model_dir / "model.safetensors" if model_dir.is_dir() else model_dir
     if not src.exists():
         raise WeightsError(f"{model_dir} holds no model.safetensors")
     entry_file = src.parent / "entry.toml"
-    entry = tomllib.loads(entry_file.read_text()) if entry_file.exists() else {"models": {}}
-    name, info = next(iter(entry["models"].items()), (src.parent.name, {}))
+    name, info = read_entry(entry_file) if entry_file.exists() else (src.parent.name, {})
     dest.mkdir(parents=True, exist_ok=True)
+    out = dest / "model.safetensors"
     if half:
-        save_model(load_model(src), dest / "model.safetensors", half=True,
+        save_model(load_model(src), out, half=True,
                    **{k: v for k, v in read_metadata(src).items() if k not in ("format_version", "arch", "config")})
     else:
-        shutil.copyfile(src, dest / "model.safetensors")
-    meta = read_metadata(dest / "model.safetensors")
+        shutil.copyfile(src, out)
+    meta = read_metadata(out)
     (dest / "config.json").write_text(json.dumps({"arch": meta.get("arch"), **json.loads(meta.get("config", "{}"))}, indent=2))
-    if entry_file.exists():
-        shutil.copyfile(entry_file, dest / "entry.toml")
+    info = {k: v for k, v in info.items() if k != "source"} | file_fields(out, half=half)
+    if repo_id:
+        info["source"] = {"repo_id": repo_id, "filename": out.name}
+    write_entry(dest / "entry.toml", name, info)
+    (dest / "README.md").write_text(model_card(name, info, repo_id=repo_id, half=half))
+    return dest
+
+
+def model_card(name: str, info: dict, *, repo_id: str | None = None, half: bool = False) -> str:
+    """The Hub model card (README.md): what the model is, how to use it, its provenance and scores."""
     training = info.get("training", {})
     metrics = info.get("metrics", {})
     rows = "\n".join(f"| {k} | {v.get('psnr', '—')} | {v.get('ssim', '—')} |" for k, v in metrics.items()) or "| — | — | — |"
-    card = f"""---
+    address = f"hf://{repo_id}/model.safetensors" if repo_id else "hf://OWNER/REPO/model.safetensors@REVISION"
+    measured_on = "Measured on the fp32 weights before the fp16 export.\n\n" if half and metrics else ""
+    return f"""---
 library_name: denoise-cli
 tags: [image-denoising, unpaired-learning, mwcnn]
 ---
@@ -42,9 +53,9 @@ tags: [image-denoising, unpaired-learning, mwcnn]
 
 {info.get('description', 'An MWCNN denoiser made with denoise-cli.')}
 
-Use: `denoise-cli denoise photos/*.png --weights hf://OWNER/REPO/model.safetensors@REVISION`
+Use: `denoise-cli denoise photos/*.png --weights {address}`
 
-sha256 of `model.safetensors`: `{sha256_file(dest / 'model.safetensors')}`
+sha256 of `model.safetensors`: `{info['sha256']}` ({info['format']}, {info['size']} bytes)
 
 ## Training
 - method: {training.get('kind', '—')}
@@ -54,12 +65,20 @@ sha256 of `model.safetensors`: `{sha256_file(dest / 'model.safetensors')}`
 - time: {training.get('time', '—')}
 
 ## Measured (denoise-cli eval; 8-bit noisy inputs, seed 0)
-| test | PSNR (dB) | SSIM |
+
+{measured_on}| test | PSNR (dB) | SSIM |
 |---|---:|---:|
 {rows}
 """
-    (dest / "README.md").write_text(card)
-    return dest
+
+
+def pin_revision(dest: Path, revision: str) -> Path:
+    """After an upload, pin DEST/entry.toml's Hub source to the commit, so the entry can go into
+    weights.toml as it is (the uploaded copy cannot name the commit that holds it)."""
+    name, info = read_entry(dest / "entry.toml")
+    info["source"] = {**info.get("source", {}), "revision": revision}
+    write_entry(dest / "entry.toml", name, info)
+    return dest / "entry.toml"
 
 
 def upload_folder(folder: Path, repo_id: str, *, revision: str | None = None) -> str:

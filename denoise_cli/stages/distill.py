@@ -28,7 +28,8 @@ from ..patches import random_patches
 from ..pd import FACTOR, bayer_groups, pd_down, pd_up
 from ..runs import Budget, Run
 from ..training import train_loop
-from ..weights import resolve, sha256_file
+from ..weights import resolve
+from ..weights_entry import file_fields, write_entry
 from .fit import Stage1, load_stage1
 
 
@@ -195,24 +196,20 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
                f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
                + (f" --init {cfg.init}" if cfg.init else "") + (" --precision bf16" if precision == "bf16" else ""))
-    text = f'''[models.{name}]
-description = "MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {cfg.clean_dir}"
-architecture = {{ arch = "mwcnn", name = "{cfg.arch}", params = {params} }}
-channels = {stage.cfg.channels}
-noise = "learned ({stage.cfg.mode} mode)"
-format = "safetensors"
-sha256 = "{sha256_file(path)}"
-size = {path.stat().st_size}
-source = {{ local = "{path}" }}
-
-[models.{name}.training]
-kind = "unpaired: fit (stage 1) + distill (stage 2)"
-command = "{command}"
-data = "noisy: {noisy_dir}; clean: {cfg.clean_dir}"
-hardware = "{hw}"
-time = "{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min"
-
-[models.{name}.metrics]
-# fill in with `denoise-cli eval --weights {out.path} ...`
-'''
-    (out.path / "entry.toml").write_text(text)
+    entry = {
+        "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {cfg.clean_dir}",
+        "architecture": {"arch": "mwcnn", "name": cfg.arch, "params": params},
+        "channels": stage.cfg.channels,
+        "noise": f"learned ({stage.cfg.mode} mode)",
+        **file_fields(path),
+        "source": {"local": str(path)},
+        "training": {
+            "kind": "unpaired: fit (stage 1) + distill (stage 2)",
+            "command": command,
+            "data": f"noisy: {noisy_dir}; clean: {cfg.clean_dir}",
+            "hardware": hw,
+            "time": f"{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min",
+        },
+    }
+    write_entry(out.path / "entry.toml", name, entry,
+                comments={"metrics": f"fill in with `denoise-cli eval --weights {out.path} ...`"})
