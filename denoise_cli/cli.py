@@ -150,7 +150,8 @@ def denoise(
 
 @weights_app.command("list")
 def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """Show registered weights: name, noise, size, whether they are local, measured PSNR."""
+    """Show registered weights: name, noise, where the file is (embedded or the Hub), measured PSNR.
+    `--json` adds sizes and the whole record."""
     from .weights import cached_path, load_registry
 
     reg = load_registry()
@@ -158,19 +159,23 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     for e in reg.entries.values():
         local = cached_path(e)
         psnr = "; ".join(f"{k} {v['psnr']:.2f} dB" for k, v in e.metrics.items() if "psnr" in v)
-        rows.append({"name": e.name, "default": e.name == reg.default, "channels": e.channels, "noise": e.noise,
+        rows.append({"name": e.name, "default": e.name == reg.default, "default_gray": e.name == reg.default_gray,
+                     "channels": e.channels, "noise": e.noise,
                      "size_mb": round(e.size / 1e6, 2), "source": "embedded" if e.embedded else f"hf://{e.repo_id}",
                      "local": bool(local and local.exists()), "psnr": psnr})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="denoise-cli weights")
-    for col in ("name", "kind", "size", "source", "cached?", "measured PSNR"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)  # what a user types: never cut short
+    table.add_column("images, noise")
+    table.add_column("where", no_wrap=True)
+    table.add_column("measured PSNR (dB)", no_wrap=True)
     for r in rows:
-        table.add_row(r["name"] + (" (default)" if r["default"] else ""),
-                      f"{'color' if r['channels'] == 3 else 'gray'} {r['noise']}", f"{r['size_mb']} MB",
-                      r["source"], "yes" if r["local"] else "no", r["psnr"] or "—")
+        role = "\n(default)" if r["default"] else "\n(gray default)" if r["default_gray"] else ""
+        where = "embedded" if r["source"] == "embedded" else f"Hub, {r['size_mb']} MB" + (", cached" if r["local"] else "")
+        table.add_row(r["name"] + role, f"{'color' if r['channels'] == 3 else 'gray'}, {r['noise']}", where,
+                      r["psnr"].replace(" dB", "").replace("; ", "\n") or "—")
     Console().print(table)
 
 

@@ -116,6 +116,16 @@ def test_weights_list_shows_default():
     r = run_cli("weights", "list", "--json")
     rows = json.loads(r.stdout)
     assert any(row["default"] and row["local"] for row in rows)
+    assert sum(row["default_gray"] for row in rows) == 1
+
+
+def test_weights_list_table_prints_every_name_whole_on_a_narrow_terminal():
+    from denoise_cli.weights import load_registry
+
+    r = run_cli("weights", "list", env={"COLUMNS": "80"})
+    out = r.stdout.decode()
+    assert r.returncode == 0 and max(len(line) for line in out.splitlines()) <= 80
+    assert all(name in out for name in load_registry().entries) and "(gray default)" in out
 
 
 def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
