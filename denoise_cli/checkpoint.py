@@ -9,6 +9,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from .io import write_bytes_atomic
 from .models.mwcnn import MWCNN, MWCNNConfig
 
 FORMAT_VERSION = "1"
@@ -24,13 +25,7 @@ def save_model(model: MWCNN, path: str | os.PathLike, *, half: bool = False, **m
                for k, v in model.state_dict().items()}
     metadata = {"format_version": FORMAT_VERSION, "arch": "mwcnn",
                 "config": json.dumps(model.config.to_dict()), **meta}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".part")
-    tmp.write_bytes(canonical_header(save(tensors, metadata=metadata)))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    write_bytes_atomic(Path(path), canonical_header(save(tensors, metadata=metadata)))
 
 
 def canonical_header(data: bytes) -> bytes:

@@ -155,14 +155,15 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     from .weights import cached_path, load_registry
 
     reg = load_registry()
-    rows = []
+    rows, scores = [], []  # scores: each entry's (test, PSNR) pairs, spelled one way for JSON, another for the table
     for e in reg.entries.values():
         local = cached_path(e)
-        psnr = "; ".join(f"{k} {v['psnr']:.2f} dB" for k, v in e.metrics.items() if "psnr" in v)
+        scores.append([(k, v["psnr"]) for k, v in e.metrics.items() if "psnr" in v])
         rows.append({"name": e.name, "default": e.name == reg.default, "default_gray": e.name == reg.default_gray,
                      "channels": e.channels, "noise": e.noise,
                      "size_mb": round(e.size / 1e6, 2), "source": "embedded" if e.embedded else f"hf://{e.repo_id}",
-                     "local": bool(local and local.exists()), "psnr": psnr})
+                     "local": bool(local and local.exists()),
+                     "psnr": "; ".join(f"{k} {p:.2f} dB" for k, p in scores[-1])})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -171,11 +172,11 @@ def weights_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     table.add_column("images, noise")
     table.add_column("where", no_wrap=True)
     table.add_column("measured PSNR (dB)", no_wrap=True)
-    for r in rows:
+    for r, measured in zip(rows, scores):
         role = "\n(default)" if r["default"] else "\n(gray default)" if r["default_gray"] else ""
         where = "embedded" if r["source"] == "embedded" else f"Hub, {r['size_mb']} MB" + (", cached" if r["local"] else "")
         table.add_row(r["name"] + role, f"{'color' if r['channels'] == 3 else 'gray'}, {r['noise']}", where,
-                      r["psnr"].replace(" dB", "").replace("; ", "\n") or "—")
+                      "\n".join(f"{k} {p:.2f}" for k, p in measured) or "—")
     Console().print(table)
 
 

@@ -10,6 +10,7 @@ import math
 import tomllib
 from pathlib import Path
 
+from .io import write_bytes_atomic
 from .weights import sha256_file
 
 #: Keys written as [models.NAME.KEY] tables; the others stay on one line (inline tables for dicts).
@@ -62,10 +63,8 @@ def read_entry(path: Path) -> tuple[str, dict]:
 
 
 def write_entry(path: Path, name: str, entry: dict, **kwargs) -> None:
-    """Write ``dump_entry`` to ``path`` (through a temporary file, so a crash leaves the old one)."""
-    tmp = Path(path).with_suffix(".toml.tmp")
-    tmp.write_text(dump_entry(name, entry, **kwargs))
-    tmp.replace(path)
+    """Write ``dump_entry`` to ``path`` atomically (a crash leaves the old file whole)."""
+    write_bytes_atomic(Path(path), dump_entry(name, entry, **kwargs).encode())
 
 
 def file_fields(weights: Path, *, half: bool = False) -> dict:
