@@ -29,7 +29,7 @@ from denoise_cli.api import load_denoiser  # noqa: E402
 from denoise_cli.evaluate import evaluate, summarize, synthetic_pairs  # noqa: E402
 from denoise_cli.inference import pick_device  # noqa: E402
 from denoise_cli.runs import Budget, Run, parse_duration  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, distill  # noqa: E402
+from denoise_cli.stages.distill import DistillConfig, distill, parse_noise_scale  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
 from denoise_cli.weights_entry import add_metrics  # noqa: E402
 
@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam learning rate (cosine decay); default: distill's own for the arch")
     ap.add_argument("--init", default=None, help="distill --init: start from these weights (a fine-tune)")
-    ap.add_argument("--noise-scale", default=None,
+    ap.add_argument("--noise-scale", type=parse_noise_scale, default=None,
                     help="distill --noise-scale LO:HI; default 0:2 (blind) for AWGN cases, 0.9:1.1 otherwise")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--precision", default="fp32", help="distill --precision: fp32 or bf16 (autocast)")
@@ -117,8 +117,7 @@ def main() -> None:
         fit_run = Run(args.fit_runs / f"{name}-{args.fit_arch}{args.suffix}")
         if not (fit_run.path / "noise_model.safetensors").exists():
             sys.exit(f"{fit_run.path}: no finished fit run; run benchmarks/fit_quality.py --cases {name} first")
-        scale = (tuple(float(v) for v in args.noise_scale.split(":")) if args.noise_scale
-                 else (0.0, 2.0) if noise.startswith("awgn") else (0.9, 1.1))
+        scale = args.noise_scale or ((0.0, 2.0) if noise.startswith("awgn") else (0.9, 1.1))
         blind = scale[0] == 0.0
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,

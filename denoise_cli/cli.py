@@ -440,7 +440,7 @@ def distill(
     from .io import ImageError
     from .runs import Run
     from .checkpoint import CheckpointError
-    from .stages.distill import DistillConfig, distill as run_distill, saved_distill_config
+    from .stages.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
     from .weights import WeightsError
 
     budget = _budget(time_budget, iterations)
@@ -449,11 +449,9 @@ def distill(
     if arch not in ("small", "full"):
         raise fail("--arch small|full")
     try:
-        lo, hi = (float(v) for v in noise_scale.split(":"))
-        if not 0 <= lo <= hi:
-            raise ValueError
-    except ValueError:
-        raise fail(f"--noise-scale {noise_scale!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
+        scale = parse_noise_scale(noise_scale)
+    except ValueError as e:
+        raise fail(str(e))
     if stage1_weight < 0:
         raise fail(f"--stage1-weight {stage1_weight:g}: expected a weight ≥ 0")
     out_run = Run(out or fit_run / "model")
@@ -467,7 +465,7 @@ def distill(
                       f"stage-1 weight {cfg.lam:g})", highlight=False)
         else:
             cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
-                                lr=lr, noise_scale=(lo, hi), lam=stage1_weight, seed=seed, init=init)
+                                lr=lr, noise_scale=scale, lam=stage1_weight, seed=seed, init=init)
         path = run_distill(cfg, out_run, budget, pick_device(device), precision=precision)
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -11,7 +12,7 @@ from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.patches import random_patches
-from denoise_cli.stages.distill import DistillConfig, make_step_loss, synthesize
+from denoise_cli.stages.distill import DistillConfig, make_step_loss, parse_noise_scale, synthesize
 from denoise_cli.stages.fit import FitConfig, Stage1
 
 
@@ -154,3 +155,10 @@ def test_step_loss_is_synthetic_mse_plus_lambda_times_stage1_mse():
     with torch.no_grad():
         want = F.mse_loss(model(y), x) + 0.1 * F.mse_loss(model(yx[:, :1]), yx[:, 1:])
     assert torch.allclose(got, want, rtol=1e-5), (got, want)
+
+
+def test_parse_noise_scale_takes_lo_hi_and_refuses_the_rest():
+    assert parse_noise_scale("0.9:1.1") == (0.9, 1.1) and parse_noise_scale("0:2") == (0.0, 2.0)
+    for bad in ("2:1", "-1:1", "1", "a:b", "1:2:3", ""):
+        with pytest.raises(ValueError, match="LO:HI"):
+            parse_noise_scale(bad)

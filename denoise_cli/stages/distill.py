@@ -58,6 +58,17 @@ class DistillConfig:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
 
 
+def parse_noise_scale(text: str) -> tuple[float, float]:
+    """``"LO:HI"`` → (LO, HI), the range of the per-patch noise scale d; ValueError unless 0 ≤ LO ≤ HI."""
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        lo = hi = -1.0
+    if not 0 <= lo <= hi:
+        raise ValueError(f"--noise-scale {text!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
+    return lo, hi
+
+
 def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
     """The DistillConfig a run was started with, which a resume reuses. ``fit_run``/``clean_dir`` given
     here replace the saved locations (data can move); the training settings stay the run's own."""
