@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--precision", default="fp32", help="distill --precision: fp32 or bf16 (autocast)")
     ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
+    ap.add_argument("--clean", nargs="+", type=Path, default=None,
+                    help="distill's clean folder(s) [default: gray-Train400 for gray cases, color-photos for colour]")
     ap.add_argument("--fit-runs", type=Path, default=FIT_RUNS)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "unpaired")
     args = ap.parse_args()
@@ -120,7 +122,7 @@ def main() -> None:
         scale = args.noise_scale or ((0.0, 2.0) if noise.startswith("awgn") else (0.9, 1.1))
         blind = scale[0] == 0.0
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
-        cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=str(CLEAN[channels]), arch=args.arch,
+        cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[str(d) for d in args.clean or [CLEAN[channels]]], arch=args.arch,
                             noise_scale=scale, lam=args.stage1_weight, seed=args.seed,
                             patch=args.patch, batch=args.batch, lr=args.lr, init=args.init)
         budget = Budget(None, parse_duration(args.budget))

@@ -405,7 +405,9 @@ def fit(
 
 @app.command()
 def distill(
-    clean_dir: Annotated[Path, typer.Argument(help="Folder of clean images unrelated to your photos.", show_default=False)],
+    clean_dir: Annotated[list[Path], typer.Argument(
+        help="Folder(s) of clean images unrelated to your photos; several are drawn from equally often, gray images "
+             "are replicated to colour.", show_default=False)],
     fit_run: Annotated[Path, typer.Option("--fit", help="A finished `fit` run folder.")],
     out: Annotated[Optional[Path], typer.Option(help="Output run folder \\[default: FIT/model].")] = None,
     arch: Annotated[str, typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
@@ -459,12 +461,12 @@ def distill(
         raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
     try:
         if out_run.exists():  # resuming: the run's own settings win, as for fit
-            cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir)
+            cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=[str(d) for d in clean_dir])
             err.print(f"resuming {out_run.path} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch "
                       f"{cfg.batch}, lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, "
                       f"stage-1 weight {cfg.lam:g})", highlight=False)
         else:
-            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=str(clean_dir), arch=arch, patch=patch, batch=batch,
+            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=[str(d) for d in clean_dir], arch=arch, patch=patch, batch=batch,
                                 lr=lr, noise_scale=scale, lam=stage1_weight, seed=seed, init=init)
         path = run_distill(cfg, out_run, budget, pick_device(device), precision=precision)
     except KeyboardInterrupt:
@@ -524,5 +526,5 @@ def adapt(
     # every other setting is the commands' own default (Annotated options keep real Python defaults)
     fit(noisy_dir, run, time_budget=f"{total * 0.6:.0f}s", resume=(run / "checkpoint.safetensors").exists(),
         device=device)
-    distill(clean_dir, run, time_budget=f"{total * 0.4:.0f}s",
+    distill([clean_dir], run, time_budget=f"{total * 0.4:.0f}s",
             resume=(run / "model" / "checkpoint.safetensors").exists(), device=device, precision=precision)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 
-def random_patches(images: list[np.ndarray], size: int, count: int, rng: np.random.Generator,
+@dataclass
+class ImagePool:
+    """Training images with the chance of drawing each: several folders weigh the same however many
+    images each holds."""
+    images: list[np.ndarray]
+    p: np.ndarray
+
+    @classmethod
+    def from_folders(cls, folders: list[list[np.ndarray]]) -> "ImagePool":
+        """Pool the folders' images; each folder is drawn from equally often, its images uniformly."""
+        p = np.concatenate([np.full(len(f), 1 / (len(folders) * len(f))) for f in folders])
+        return cls([im for f in folders for im in f], p / p.sum())
+
+
+def random_patches(images: list[np.ndarray] | ImagePool, size: int, count: int, rng: np.random.Generator,
                    *, augment: bool = True, align: int = 1) -> torch.Tensor:
     """``count`` random size×size crops (N,C,H,W float32), each flipped/rotated at random unless
-    ``augment`` is off; crop origins are multiples of ``align`` (2 keeps the Bayer phase)."""
+    ``augment`` is off; crop origins are multiples of ``align`` (2 keeps the Bayer phase). Images of a
+    list are drawn uniformly, those of an :class:`ImagePool` by its weights."""
+    weights = None
+    if isinstance(images, ImagePool):
+        images, weights = images.images, images.p
     out = []
     for _ in range(count):
-        img = images[rng.integers(len(images))]
+        img = images[rng.choice(len(images), p=weights) if weights is not None else rng.integers(len(images))]
         h, w = img.shape[:2]
         s = min(size, h, w)
         y = rng.integers((h - s) // align + 1) * align

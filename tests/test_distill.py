@@ -80,6 +80,22 @@ def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
         assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
 
 
+def test_several_clean_folders_are_used_and_recorded(tmp_path):
+    d = noisy_folder(tmp_path, 1)
+    colour = _clean_folder(tmp_path)
+    gray = tmp_path / "gray"
+    write_image(Photo(np.random.default_rng(5).random((72, 72, 1)).astype(np.float32)), gray / "g.png")
+    run = tmp_path / "run"
+    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    r = run_cli("distill", str(colour), str(gray), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "model" / "config.json").read_text())["clean_dir"] == [str(colour), str(gray)]
+    assert f"--fit {run} {colour} {gray} --out" in (run / "model" / "entry.toml").read_text()
+    r = run_cli("distill", str(colour), str(tmp_path / "missing"), "--fit", str(run), "--iterations", "1",
+                "--out", str(tmp_path / "other"))
+    assert r.returncode == 2 and b"missing" in r.stderr and not (tmp_path / "other").exists()
+
+
 def test_learning_rate_defaults_by_arch_and_is_recorded(tmp_path):
     assert DistillConfig("-", "-").lr == 1e-3 and DistillConfig("-", "-", arch="full").lr == 2.5e-4
     assert DistillConfig("-", "-", arch="full", lr=1e-3).lr == 1e-3  # an explicit lr wins

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..checkpoint import load_model, save_model
 from ..io import list_images, read_image, read_rgb_folder, to_channels
 from ..models.mwcnn import build_mwcnn
-from ..patches import random_patches
+from ..patches import ImagePool, random_patches
 from ..pd import FACTOR, bayer_groups, pd_down, pd_up
 from ..runs import Budget, Run
 from ..training import train_loop
@@ -42,7 +42,7 @@ DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
 @dataclass
 class DistillConfig:
     fit_run: str
-    clean_dir: str
+    clean_dir: str | list[str]  # one folder, or several drawn from equally often
     arch: str = "small"
     patch: int = 64
     batch: int = 16
@@ -56,6 +56,13 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
+        if not isinstance(self.clean_dir, str):
+            self.clean_dir = [str(d) for d in self.clean_dir] if len(self.clean_dir) > 1 else str(self.clean_dir[0])
+
+    @property
+    def clean_dirs(self) -> list[str]:
+        """The clean folders as a list (one or more)."""
+        return [self.clean_dir] if isinstance(self.clean_dir, str) else list(self.clean_dir)
 
 
 def parse_noise_scale(text: str) -> tuple[float, float]:
@@ -74,7 +81,7 @@ def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
     here replace the saved locations (data can move); the training settings stay the run's own."""
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
     saved["noise_scale"] = tuple(saved["noise_scale"])
-    saved.update({k: str(v) for k, v in paths.items() if v is not None})
+    saved.update({k: v if isinstance(v, list) else str(v) for k, v in paths.items() if v is not None})
     return DistillConfig(**saved)
 
 
@@ -93,11 +100,13 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
 
 
-def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The clean images, and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
+def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray] | ImagePool, list[np.ndarray]]:
+    """The clean images (several folders: a pool drawing from each equally often; gray ones replicated to
+    colour), and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
     fit_run = Run(cfg.fit_run)
     c = stage.cfg.channels
-    clean = read_rgb_folder(cfg.clean_dir, c)
+    folders = [read_rgb_folder(d, c) for d in cfg.clean_dirs]
+    clean = folders[0] if len(folders) == 1 else ImagePool.from_folders(folders)
     pairs = []
     for f in list_images(Path(fit_run.read_config()["noisy_dir"])):
         target = fit_run.path / "denoised" / f"{f.stem}.png"
@@ -119,7 +128,7 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ValueError(f"--precision bf16 is not supported on {device}; use fp32")
 
 
-def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray],
+def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray] | ImagePool,
                    pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device,
                    precision: str = "fp32") -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
@@ -203,12 +212,13 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     hw += f", {precision})"
     name = out.path.parent.name if out.path.name == "model" else out.path.name
     noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
-    command = (f"denoise-cli distill --fit {cfg.fit_run} {cfg.clean_dir} --out {out.path} --arch {cfg.arch} "
+    clean = " ".join(cfg.clean_dirs)
+    command = (f"denoise-cli distill --fit {cfg.fit_run} {clean} --out {out.path} --arch {cfg.arch} "
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
                f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
                + (f" --init {cfg.init}" if cfg.init else "") + (" --precision bf16" if precision == "bf16" else ""))
     entry = {
-        "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {cfg.clean_dir}",
+        "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {clean}",
         "architecture": {"arch": "mwcnn", "name": cfg.arch, "params": params},
         "channels": stage.cfg.channels,
         "noise": f"learned ({stage.cfg.mode} mode)",
@@ -217,7 +227,7 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
         "training": {
             "kind": "unpaired: fit (stage 1) + distill (stage 2)",
             "command": command,
-            "data": f"noisy: {noisy_dir}; clean: {cfg.clean_dir}",
+            "data": f"noisy: {noisy_dir}; clean: {clean}",
             "hardware": hw,
             "time": f"{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min",
         },
