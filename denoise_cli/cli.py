@@ -466,8 +466,8 @@ def distill(
                       f"{cfg.batch}, lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, "
                       f"stage-1 weight {cfg.lam:g})", highlight=False)
         else:
-            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=[str(d) for d in clean_dir], arch=arch, patch=patch, batch=batch,
-                                lr=lr, noise_scale=scale, lam=stage1_weight, seed=seed, init=init)
+            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=[str(d) for d in clean_dir], arch=arch, patch=patch,
+                                batch=batch, lr=lr, noise_scale=scale, lam=stage1_weight, seed=seed, init=init)
         path = run_distill(cfg, out_run, budget, pick_device(device), precision=precision)
     except KeyboardInterrupt:
         err.print(f"interrupted: checkpoint saved in {out_run.path}; continue with --resume")

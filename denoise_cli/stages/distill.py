@@ -57,6 +57,8 @@ class DistillConfig:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
         if not isinstance(self.clean_dir, str):
+            if not self.clean_dir:
+                raise ValueError("no clean folder given")
             self.clean_dir = [str(d) for d in self.clean_dir] if len(self.clean_dir) > 1 else str(self.clean_dir[0])
 
     @property
