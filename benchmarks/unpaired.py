@@ -122,8 +122,7 @@ def main() -> None:
         scale = args.noise_scale or ((0.0, 2.0) if noise.startswith("awgn") else (0.9, 1.1))
         blind = scale[0] == 0.0
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
-        clean = [str(d) for d in args.clean or [CLEAN[channels]]]
-        cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=clean, arch=args.arch,
+        cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=args.clean or [CLEAN[channels]], arch=args.arch,
                             noise_scale=scale, lam=args.stage1_weight, seed=args.seed,
                             patch=args.patch, batch=args.batch, lr=args.lr, init=args.init)
         budget = Budget(None, parse_duration(args.budget))

@@ -461,12 +461,12 @@ def distill(
         raise fail(f"{out_run.path} exists: add --resume to continue it, or choose another --out")
     try:
         if out_run.exists():  # resuming: the run's own settings win, as for fit
-            cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=[str(d) for d in clean_dir])
+            cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir)
             err.print(f"resuming {out_run.path} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch "
                       f"{cfg.batch}, lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, "
                       f"stage-1 weight {cfg.lam:g})", highlight=False)
         else:
-            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=[str(d) for d in clean_dir], arch=arch, patch=patch,
+            cfg = DistillConfig(fit_run=str(fit_run), clean_dir=clean_dir, arch=arch, patch=patch,
                                 batch=batch, lr=lr, noise_scale=scale, lam=stage1_weight, seed=seed, init=init)
         path = run_distill(cfg, out_run, budget, pick_device(device), precision=precision)
     except KeyboardInterrupt:

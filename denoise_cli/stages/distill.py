@@ -42,7 +42,8 @@ DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
 @dataclass
 class DistillConfig:
     fit_run: str
-    clean_dir: str | list[str]  # one folder, or several drawn from equally often
+    clean_dir: str | list[str]  # one folder, or several drawn from equally often; a list of paths is stored as
+    # str(s), one folder as a plain str as older runs saved it
     arch: str = "small"
     patch: int = 64
     batch: int = 16
@@ -78,7 +79,7 @@ def parse_noise_scale(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def saved_distill_config(run: Run, **paths: str | Path | None) -> DistillConfig:
+def saved_distill_config(run: Run, **paths: str | Path | list[Path] | None) -> DistillConfig:
     """The DistillConfig a run was started with, which a resume reuses. ``fit_run``/``clean_dir`` given
     here replace the saved locations (data can move); the training settings stay the run's own."""
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
