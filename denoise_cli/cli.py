@@ -349,7 +349,8 @@ def fit(
     batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
     gamma: Annotated[float, typer.Option(help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
-    guide: Annotated[str, typer.Option(help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
+    guide: Annotated[str, typer.Option(
+        help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
     noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a message that names the file
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's warnings on bad files would add lines; we report those ourselves
+# OpenCV's warnings on bad files would add lines; we report those ourselves
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf",
                 ".rw2", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".kdc", ".mrw", ".erf"}

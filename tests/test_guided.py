@@ -3,7 +3,7 @@ import numpy as np
 from denoise_cli.guided import guided_filter
 
 
-def _reference(p, I, r, eps):
+def _reference(p, guide, r, eps):
     """He et al.'s algorithm written out with explicit windows (clipped at the borders)."""
     h, w = p.shape
     a = np.zeros_like(p)
@@ -11,7 +11,7 @@ def _reference(p, I, r, eps):
     for i in range(h):
         for j in range(w):
             win = (slice(max(0, i - r), i + r + 1), slice(max(0, j - r), j + r + 1))
-            ii, pp = I[win], p[win]
+            ii, pp = guide[win], p[win]
             cov = (ii * pp).mean() - ii.mean() * pp.mean()
             a[i, j] = cov / (ii.var() + eps)
             b[i, j] = pp.mean() - a[i, j] * ii.mean()
@@ -19,7 +19,7 @@ def _reference(p, I, r, eps):
     for i in range(h):
         for j in range(w):
             win = (slice(max(0, i - r), i + r + 1), slice(max(0, j - r), j + r + 1))
-            q[i, j] = a[win].mean() * I[i, j] + b[win].mean()
+            q[i, j] = a[win].mean() * guide[i, j] + b[win].mean()
     return q
 
 
