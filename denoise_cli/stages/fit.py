@@ -49,7 +49,7 @@ class FitConfig:
     seed: int = 0
     gamma: float = 1.0  # Σn scale in Bayes fusion (authors: 0.9–1.0)
     # guided-filter guide in real mode; "noisy" measured 26.35 dB vs 26.15 for "self" (25.92 without the
-    # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (README)
+    # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (benchmarks/RESULTS.md)
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
     noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
