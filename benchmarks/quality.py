@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py --quick     # 3 images per set, σ=25 only (minutes; for CI smoke)
     python benchmarks/quality.py             # BSD68, CBSD68, Set12 × AWGN 15/25/50, HG 40,10, MG 75
-    python benchmarks/quality.py --shipped   # each checkpoint on the cases weights.toml claims (README table; benchmarks/RESULTS.md)
+    python benchmarks/quality.py --shipped   # each checkpoint on the cases weights.toml claims (README table)
     python benchmarks/quality.py --shipped --ensemble   # the same with `denoise --ensemble` (8 views averaged)
 
 Same protocol as `denoise-cli eval` (8-bit noisy inputs, fixed seed, PSNR on 0–255, no crop).

@@ -21,6 +21,24 @@ def test_blind_spot_gradient_is_exactly_zero(arch, channels, ring_skip):
         assert (g > 0).sum() > 200  # it does see a wide neighbourhood
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_holding_the_mean_keeps_outputs_and_lets_sigma_mu_train_only_its_output_layer(channels):
+    torch.manual_seed(0)
+    m = DBSN(DBSNConfig(channels, **ARCHS["small"]))
+    y = torch.rand(2, channels, 20, 20)
+    mu, l_mu = m(y)
+    mu_h, l_mu_h = m(y, hold_mean=True)
+    assert torch.allclose(mu, mu_h) and torch.allclose(l_mu, l_mu_h)
+    l_mu_h.square().sum().backward()
+    last = m.tail[-1]
+    for name, p in m.named_parameters():
+        if p is last.weight or p is last.bias:
+            assert p.grad[:channels].abs().max() == 0  # μ's output rows untouched
+            assert p.grad[channels:].abs().max() > 0
+        else:
+            assert p.grad is None or p.grad.abs().max() == 0, name
+
+
 def test_ring_mean_averages_the_eight_neighbours_only():
     y = torch.zeros(1, 2, 5, 5)
     y[0, 0, 2, 2] = 8.0  # the centre never reaches itself

@@ -47,6 +47,25 @@ def test_extending_a_finished_fit_continues_phase_c(tmp_path, monkeypatch):
     assert seen[0] == 0.0 and fresh.reached_progress() == 1.0
 
 
+def test_phase_b_trains_the_mean_by_its_mse_alone():
+    """While μ is held, the likelihood must not reach D-BSN's shared layers: their gradient is the MSE's."""
+    torch.manual_seed(0)
+    stage = Stage1(FitConfig(mode="synthetic", channels=3, noise_cov="diagonal"), torch.device("cpu"))
+    y, groups = torch.rand(2, 3, 24, 24), torch.zeros(2, dtype=torch.long)
+    last = stage.dbsn.tail[-1]
+
+    def grads(loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        stage.dbsn.zero_grad(set_to_none=False)
+        loss.backward()
+        return {n: p.grad.clone() for n, p in stage.dbsn.named_parameters() if p is not last.weight and p is not last.bias}
+
+    held = grads(stage.loss(y, groups, 0.5))
+    mse = grads(torch.nn.functional.mse_loss(stage.dbsn(y)[0], y))
+    assert all(torch.allclose(held[n], mse[n], atol=1e-7) for n in held)
+    joint = grads(stage.loss(y, groups, PHASE_C))  # phase C: the likelihood trains everything
+    assert any(not torch.allclose(joint[n], mse[n], atol=1e-7) for n in joint)
+
+
 def test_fit_color_real_mode(tmp_path):
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"

@@ -93,14 +93,22 @@ class DBSN(nn.Module):
         self.tail = nn.Sequential(nn.Conv2d(2 * w, w, 1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 1),
                                   nn.ReLU(inplace=True), nn.Conv2d(w, c + cholesky_params(c), 1))
 
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, y: torch.Tensor, hold_mean: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """μ and the Cholesky factor of Σμ. With hold_mean, Σμ is computed from detached features, so a
+        loss on Σμ trains only Σμ's output weights and cannot move μ (fit's phase with μ held)."""
         f = self.head(y)
-        out = self.tail(torch.cat([self.branch3(f), self.branch5(f)], dim=1))
-        c = self.config.channels
-        mu = out[:, :c] + ring_mean(y) if self.config.ring_skip else out[:, :c]
+        h = self.tail[:-1](torch.cat([self.branch3(f), self.branch5(f)], dim=1))
+        last, c = self.tail[-1], self.config.channels
+        if hold_mean:
+            out_mu = F.conv2d(h, last.weight[:c], last.bias[:c])
+            out_sigma = F.conv2d(h.detach(), last.weight[c:], last.bias[c:])
+        else:
+            out = last(h)
+            out_mu, out_sigma = out[:, :c], out[:, c:]
+        mu = out_mu + ring_mean(y) if self.config.ring_skip else out_mu
         # Σμ starts large (softplus(−2) ≈ 0.13, i.e. μ untrusted and fusion ≈ y) and is learned down;
         # starting it small makes the first likelihood steps explode wherever μ is still poor.
-        return mu, tril_from_params(out[:, c:], c, offset=2.0)
+        return mu, tril_from_params(out_sigma, c, offset=2.0)
 
 
 def build_dbsn(channels: int = 3, arch: str = "small") -> DBSN:

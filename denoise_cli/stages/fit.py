@@ -121,11 +121,14 @@ class Stage1:
         return y.to(self.device), groups.to(self.device)
 
     def loss(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
-        mu, l_mu = self.dbsn(y)
+        """Phase A: blind-spot MSE for μ. Phase B: μ held (only the MSE trains it; the likelihood trains
+        the noise model and Σμ's output layer). Phase C: eq. 8 for everything, at a 10× lower rate."""
         if progress < PHASE_B:
-            return F.mse_loss(mu, y)
+            return F.mse_loss(self.dbsn(y)[0], y)
+        hold = progress < PHASE_C
+        mu, l_mu = self.dbsn(y, hold_mean=hold)
         sigma_n = covariance(self.noise(y, groups))
-        if progress < PHASE_C:
+        if hold:
             return constrained_nll(y, mu.detach(), covariance(l_mu), sigma_n) + F.mse_loss(mu, y)
         return constrained_nll(y, mu, covariance(l_mu), sigma_n)
 
