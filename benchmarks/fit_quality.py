@@ -36,6 +36,12 @@ def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
     return np.sqrt(alpha**2 * levels + delta**2)
 
 
+def sigma_range(report: dict) -> list[float]:
+    """Lowest and highest learned σ over every channel, group and intensity of a noise report."""
+    values = np.array([c for curves in report["sigma"].values() for c in curves])
+    return [float(values.min()), float(values.max())]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES))
@@ -87,6 +93,7 @@ def main() -> None:
             "hardware": hardware(device),
             "sigma_levels": levels.tolist(), "sigma_learned": learned.tolist(), "sigma_true": truth.tolist(),
             "sigma_max_rel_err_mid": float(np.max(np.abs(learned[mid] - truth[mid]) / truth[mid])),
+            "sigma_range": sigma_range(report),
         })
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.startswith("sigma_") or k.endswith("mid")}), flush=True)
     rows = merge_rows(RESULTS / "fit_quality.json", rows)
@@ -99,17 +106,22 @@ def main() -> None:
 def render(rows: list[dict], seed: int) -> str:
     lines = [f"Stage 1 (fit): noisy inputs 8-bit, seed {seed}; fit sees only the noisy images", "",
              "| case | Σn | images | noisy | BM3D/CBM3D | stage 1 (ours) | paper D-BSN "
-             "| σ(x) max rel. error, x∈[0.2,0.8] | budget (steps) | wall | hardware |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| σ(x) max rel. error, x∈[0.2,0.8] | σ learned, min–max | budget (steps) | wall | hardware |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
-                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {r['budget']} ({r.get('steps', '?')}) | "
+                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {_range(r)} | {r['budget']} ({r.get('steps', '?')}) | "
                      f"{r['wall_s'] / 60:.0f} min | {r['hardware']} |")
     lines += ["", "Σn: `full` = 3×3 covariance with cross-channel terms, `diagonal` = per-channel variances (fit's "
-              "default in synthetic mode since 2026-11-26); gray images have a 1×1 Σn either way."]
+              "default in synthetic mode since 2026-11-26); gray images have a 1×1 Σn either way. σ learned: the lowest "
+              "and highest σ of the noise report over all channels and intensities 0–1 (not recorded before 2026-11-30)."]
     return "\n".join(lines) + "\n"
+
+
+def _range(row: dict) -> str:
+    return "—" if "sigma_range" not in row else f"{row['sigma_range'][0]:.1f}–{row['sigma_range'][1]:.1f}"
 
 
 if __name__ == "__main__":
