@@ -1,6 +1,6 @@
 """Where fit's AWGN σ over-estimate comes from: the noise model absorbs D-BSN's own error.
 
-    python benchmarks/sigma_bias.py bsd68-awgn25-small cbsd68-awgn25-small-130m --limit 8
+    python benchmarks/sigma_bias.py bsd68-awgn25-small-held cbsd68-awgn25-small-held --limit 8
 
 For a fit run from fit_quality.py (AWGN σ=25, seed 0; BSD68 for a gray run, CBSD68 for a colour one),
 per pixel and channel, averaged (0–255² units):

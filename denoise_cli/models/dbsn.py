@@ -98,13 +98,9 @@ class DBSN(nn.Module):
         loss on Σμ trains only Σμ's output weights and cannot move μ (fit's phase with μ held)."""
         f = self.head(y)
         h = self.tail[:-1](torch.cat([self.branch3(f), self.branch5(f)], dim=1))
-        last, c = self.tail[-1], self.config.channels
-        if hold_mean:
-            out_mu = F.conv2d(h, last.weight[:c], last.bias[:c])
-            out_sigma = F.conv2d(h.detach(), last.weight[c:], last.bias[c:])
-        else:
-            out = last(h)
-            out_mu, out_sigma = out[:, :c], out[:, c:]
+        w, b, c = self.tail[-1].weight, self.tail[-1].bias, self.config.channels
+        out_mu = F.conv2d(h, w[:c], b[:c])
+        out_sigma = F.conv2d(h.detach() if hold_mean else h, w[c:], b[c:])
         mu = out_mu + ring_mean(y) if self.config.ring_skip else out_mu
         # Σμ starts large (softplus(−2) ≈ 0.13, i.e. μ untrusted and fusion ≈ y) and is learned down;
         # starting it small makes the first likelihood steps explode wherever μ is still poor.
