@@ -1,0 +1,38 @@
+"""benchmarks/fit_quality.py: the σ the saved noisy inputs really carry, which the learned σ is judged against."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from fit_quality import effective_sigma, max_rel_err_mid, true_sigma  # noqa: E402
+
+from denoise_cli.noise import add_noise, quantize  # noqa: E402
+
+
+def test_effective_sigma_matches_the_noise_the_package_synthesises_and_saves():
+    """Flat images at each level, noised and quantised as `synth` does: their error's RMS is effective_sigma."""
+    levels = np.array([0.05, 0.2, 0.5, 0.8, 0.95])
+    rng = np.random.default_rng(0)
+    for spec in ("awgn:25", "hg:40,10"):
+        measured = [np.sqrt(np.mean((quantize(add_noise(np.full((600, 600), x), spec, rng)) - x) ** 2)) * 255
+                    for x in levels]
+        assert np.allclose(measured, effective_sigma(spec, levels), rtol=0.01)
+
+
+def test_clipping_removes_noise_only_near_black_and_white():
+    levels = np.linspace(0, 1, 21)
+    eff, spec = effective_sigma("hg:40,10", levels), true_sigma("hg:40,10", levels)
+    assert abs(eff[10] - spec[10]) < 0.05  # mid-gray: untouched (8-bit rounding adds ~0.3 % of variance)
+    assert eff[16] < 0.95 * spec[16]  # x = 0.8: 34.5 against 37.1
+    assert abs(eff[0] - spec[0] / 2**0.5) < 0.1  # black: the negative half is clipped away, σ/√2 remains
+
+
+def test_max_rel_err_is_taken_over_the_mid_range_only():
+    levels = np.linspace(0, 1, 21)
+    learned = np.full(21, 25.0)
+    learned[0] = learned[-1] = 100.0  # far off outside [0.2, 0.8]: ignored
+    learned[12] = 27.5  # x = 0.6: 10 % high
+    row = {"sigma_levels": levels.tolist(), "sigma_learned": learned.tolist()}
+    assert abs(max_rel_err_mid(row, np.full(21, 25.0)) - 0.10) < 1e-9
