@@ -105,7 +105,8 @@ def main() -> None:
         truth = true_sigma(noise, levels)
         rows.append({
             "case": row_name(name, args.arch, args.suffix), "arch": args.arch,
-            "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "noise_input": cfg.noise_input, "set": set_name, "noise": noise,
+            "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "noise_input": cfg.noise_input,
+            "set": set_name, "noise": noise,
             "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
             "bm3d_psnr": bm3d["psnr"], "bm3d_ssim": bm3d["ssim"],
@@ -136,7 +137,8 @@ def render(rows: list[dict], seed: int) -> str:
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
-                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {100 * clipped:.1f} % | {_range(r)} | {r['budget']} ({r.get('steps', '?')}) | "
+                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {100 * clipped:.1f} % | {_range(r)} | "
+                     f"{r['budget']} ({r.get('steps', '?')}) | "
                      f"{r['wall_s'] / 60:.0f} min | {r['hardware']} |")
     lines += ["", "Σn: `full` = 3×3 covariance with cross-channel terms, `diagonal` = per-channel variances (fit's "
               "default in synthetic mode since 2026-11-26); gray images have a 1×1 Σn either way. σ learned: the lowest "

@@ -356,6 +356,9 @@ def fit(
     noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
                                                 "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
                                                 "real mode, diagonal in synthetic mode.")] = "auto",
+    noise_input: Annotated[str, typer.Option(help="What the noise model reads: noisy (the paper: the noisy value) or "
+                                                  "mean (D-BSN's estimate of the clean value, which is what σ(x) is a "
+                                                  "function of).")] = "noisy",
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -370,9 +373,9 @@ def fit(
 
     budget = _budget(time_budget, iterations)
     if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
-            or noise_cov not in ("auto", "full", "diagonal")):
+            or noise_cov not in ("auto", "full", "diagonal") or noise_input not in ("noisy", "mean")):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
-                   "--noise-cov auto|full|diagonal")
+                   "--noise-cov auto|full|diagonal, --noise-input noisy|mean")
     r = Run(run)
     if r.exists() and not resume:
         raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
@@ -386,9 +389,9 @@ def fit(
             mode = auto if mode == "auto" else mode
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov=auto_noise_cov(mode, noise_cov))
+                            noise_cov=auto_noise_cov(mode, noise_cov), noise_input=noise_input)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
-                  f"covariance, on {dev}", highlight=False)
+                  f"covariance from the {cfg.noise_input} image, on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
             task = bar.add_task("x", total=None)

@@ -7,7 +7,7 @@ import torch
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import read_image
 from denoise_cli.runs import Budget, Run
-from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1
+from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1, saved_config
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):
@@ -64,6 +64,32 @@ def test_phase_b_trains_the_mean_by_its_mse_alone():
     assert all(torch.allclose(held[n], mse[n], atol=1e-7) for n in held)
     joint = grads(stage.loss(y, groups, PHASE_C))  # phase C: the likelihood trains everything
     assert any(not torch.allclose(joint[n], mse[n], atol=1e-7) for n in joint)
+
+
+def test_noise_model_on_the_mean_sees_the_held_blind_spot_mean_not_y():
+    """noise_input="mean": Σn is CNNest of μ (clamped to [0,1]); y does not enter it, nor does its gradient reach μ."""
+    torch.manual_seed(0)
+    stage = Stage1(FitConfig(mode="synthetic", channels=3, noise_cov="diagonal", noise_input="mean"), torch.device("cpu"))
+    with torch.no_grad():  # a signal-dependent CNNest, so the input visibly matters
+        stage.noise.nets[0][-1].weight.normal_(0, 1)
+    y, groups = torch.rand(2, 3, 8, 8), torch.zeros(2, dtype=torch.long)
+    mu = torch.rand(2, 3, 8, 8, requires_grad=True)
+    sigma = stage.noise_covariance(y, mu, groups)
+    assert torch.allclose(sigma, stage.noise_covariance(torch.rand_like(y), mu, groups))
+    assert not torch.allclose(sigma, stage.noise_covariance(y, mu.detach() * 0.5, groups))
+    from denoise_cli.likelihood import covariance
+    assert torch.allclose(sigma, covariance(stage.noise(mu.detach(), groups)))
+    assert not sigma.requires_grad or torch.autograd.grad(sigma.sum(), mu, allow_unused=True)[0] is None
+    noisy = Stage1(FitConfig(mode="synthetic", channels=3, noise_cov="diagonal"), torch.device("cpu"))
+    noisy.noise.load_state_dict(stage.noise.state_dict())
+    assert torch.allclose(noisy.noise_covariance(y, mu, groups), covariance(stage.noise(y, groups)))
+
+
+def test_runs_saved_before_noise_input_existed_load_as_noisy(tmp_path):
+    run = Run(tmp_path / "old")
+    run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
+                                         if k != "noise_input"}})
+    assert saved_config(run).noise_input == "noisy"
 
 
 def test_fit_color_real_mode(tmp_path):

@@ -53,6 +53,10 @@ class FitConfig:
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
     noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
+    # CNNest's input: "noisy" y (the paper) or "mean", D-BSN's blind-spot estimate μ of the clean value
+    # (held out of the gradient). σ(x) is a function of the clean intensity, and distill applies it to clean
+    # images; trained on y it learns E[σ²(x) | y] instead, which flattens a signal-dependent curve.
+    noise_input: Literal["noisy", "mean"] = "noisy"
 
     @property
     def groups(self) -> int:
@@ -127,15 +131,20 @@ class Stage1:
             return F.mse_loss(self.dbsn(y)[0], y)
         hold = progress < PHASE_C
         mu, l_mu = self.dbsn(y, hold_mean=hold)
-        sigma_n = covariance(self.noise(y, groups))
+        sigma_n = self.noise_covariance(y, mu, groups)
         if hold:
             return constrained_nll(y, mu.detach(), covariance(l_mu), sigma_n) + F.mse_loss(mu, y)
         return constrained_nll(y, mu, covariance(l_mu), sigma_n)
 
+    def noise_covariance(self, y: torch.Tensor, mu: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Σn per pixel, from the noisy image or from the detached blind-spot mean (cfg.noise_input)."""
+        inp = y if self.cfg.noise_input == "noisy" else mu.detach().clamp(0, 1)
+        return covariance(self.noise(inp, groups))
+
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         mu, l_mu = self.dbsn(y)
-        sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
+        sigma_n = self.cfg.gamma * self.noise_covariance(y, mu, groups)
         return bayes_fusion(y, mu, covariance(l_mu), sigma_n)
 
     @torch.no_grad()
@@ -259,7 +268,7 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    saved = {"ring_skip": False, **run.read_config()}
+    saved = {"ring_skip": False, "noise_input": "noisy", **run.read_config()}
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
 
