@@ -7,7 +7,7 @@ import torch
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import read_image
 from denoise_cli.runs import Budget, Run
-from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1, saved_config
+from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1, param_groups, saved_config
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):
@@ -85,11 +85,23 @@ def test_noise_model_on_the_mean_sees_the_held_blind_spot_mean_not_y():
     assert torch.allclose(noisy.noise_covariance(y, mu, groups), covariance(stage.noise(y, groups)))
 
 
-def test_runs_saved_before_noise_input_existed_load_as_noisy(tmp_path):
+def test_runs_saved_before_noise_input_and_noise_lr_existed_load_as_they_were_trained(tmp_path):
     run = Run(tmp_path / "old")
     run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
-                                         if k != "noise_input"}})
-    assert saved_config(run).noise_input == "noisy"
+                                         if k not in ("noise_input", "noise_lr_mult")}})
+    cfg = saved_config(run)
+    assert cfg.noise_input == "noisy" and cfg.noise_lr_mult == 1.0
+    assert len(param_groups(Stage1(cfg, torch.device("cpu")))) == 1  # their saved optimizer has one group
+
+
+def test_noise_lr_mult_gives_the_noise_model_its_own_group_and_resumes(tmp_path):
+    d = noisy_folder(tmp_path, 1)
+    cfg = FitConfig(mode="synthetic", channels=1, patch=16, batch=2, noise_lr_mult=10.0)
+    run = Run(tmp_path / "run")
+    fit(d, run, cfg, Budget(2, None), torch.device("cpu"), show_progress=False)
+    groups = torch.load(run.path / "optimizer.pt")["param_groups"]
+    assert [g.get("lr_mult", 1.0) for g in groups] == [1.0, 10.0]
+    fit(d, run, None, Budget(3, None), torch.device("cpu"), show_progress=False)  # resumes with its two groups
 
 
 def test_fit_color_real_mode(tmp_path):

@@ -57,6 +57,7 @@ class FitConfig:
     # (held out of the gradient). σ(x) is a function of the clean intensity, and distill applies it to clean
     # images; trained on y it learns E[σ²(x) | y] instead, which flattens a signal-dependent curve.
     noise_input: Literal["noisy", "mean"] = "noisy"
+    noise_lr_mult: float = 1.0  # the noise model's lr relative to D-BSN's (a tiny pixel-wise net)
 
     @property
     def groups(self) -> int:
@@ -218,7 +219,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
-    opt = torch.optim.Adam([p for m in stage.modules.values() for p in m.parameters()], lr=cfg.lr)
+    opt = torch.optim.Adam(param_groups(stage), lr=cfg.lr)
     reached = 0.0
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
@@ -256,6 +257,15 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     return report
 
 
+def param_groups(stage: Stage1) -> list[dict]:
+    """D-BSN and the noise model in one Adam group, or two when the noise model's lr differs (one group
+    keeps runs saved before the option resumable)."""
+    if stage.cfg.noise_lr_mult == 1.0:
+        return [{"params": [p for m in stage.modules.values() for p in m.parameters()]}]
+    return [{"params": list(stage.dbsn.parameters())},
+            {"params": list(stage.noise.parameters()), "lr_mult": stage.cfg.noise_lr_mult}]
+
+
 def save_noise_model(stage: Stage1, path: Path) -> None:
     """The learned CNNest on its own (what `distill` needs from a fit run), with its layout."""
     from safetensors.torch import save_file
@@ -268,7 +278,7 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    saved = {"ring_skip": False, "noise_input": "noisy", **run.read_config()}
+    saved = {"ring_skip": False, "noise_input": "noisy", "noise_lr_mult": 1.0, **run.read_config()}
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
 
