@@ -77,6 +77,7 @@ def main() -> None:
                     help="CNNest input: noisy y (paper) or D-BSN's blind-spot mean [default: fit's]")
     ap.add_argument("--noise-lr-mult", type=float, default=None,
                     help="noise model's lr relative to D-BSN's [default: fit's]")
+    ap.add_argument("--phases", default=None, help="B:C, budget fractions where phases B and C start [default: fit's]")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -96,7 +97,8 @@ def main() -> None:
                         patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
                         noise_cov=auto_noise_cov("synthetic", args.noise_cov),
                         **({"noise_input": args.noise_input} if args.noise_input else {}),
-                        **({"noise_lr_mult": args.noise_lr_mult} if args.noise_lr_mult else {}))
+                        **({"noise_lr_mult": args.noise_lr_mult} if args.noise_lr_mult else {}),
+                        **(dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}))
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
@@ -109,7 +111,7 @@ def main() -> None:
         rows.append({
             "case": row_name(name, args.arch, args.suffix), "arch": args.arch,
             "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "noise_input": cfg.noise_input,
-            "noise_lr_mult": cfg.noise_lr_mult,
+            "noise_lr_mult": cfg.noise_lr_mult, "phases": [cfg.phase_b, cfg.phase_c],
             "set": set_name, "noise": noise,
             "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
@@ -138,7 +140,8 @@ def render(rows: list[dict], seed: int) -> str:
     for r in rows:
         clipped = max_rel_err_mid(r, effective_sigma(r["noise"], np.array(r["sigma_levels"])))
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
-            f", lr ×{r['noise_lr_mult']:g}" if r.get("noise_lr_mult", 1.0) != 1.0 else "")
+            f", lr ×{r['noise_lr_mult']:g}" if r.get("noise_lr_mult", 1.0) != 1.0 else "") + (
+            ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
@@ -151,7 +154,8 @@ def render(rows: list[dict], seed: int) -> str:
               "Max rel. error: against σ(x) as specified (the issue's criterion) and against the σ the saved inputs "
               "really carry after clipping to [0, 1] and 8-bit rounding (e.g. HG at x = 0.8: 34.5, not 37.1). "
               "`from μ`: the noise model reads D-BSN's blind-spot mean instead of the noisy value (`--noise-input mean`); "
-              "`lr ×k`: the noise model trains at k times D-BSN's learning rate (`--noise-lr-mult k`)."]
+              "`lr ×k`: the noise model trains at k times D-BSN's learning rate (`--noise-lr-mult k`); `B b–C c`: phases B "
+              "and C start at those fractions of the budget (default 0.4, 0.7)."]
     return "\n".join(lines) + "\n"
 
 

@@ -88,10 +88,20 @@ def test_noise_model_on_the_mean_sees_the_held_blind_spot_mean_not_y():
 def test_runs_saved_before_noise_input_and_noise_lr_existed_load_as_they_were_trained(tmp_path):
     run = Run(tmp_path / "old")
     run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
-                                         if k not in ("noise_input", "noise_lr_mult")}})
+                                         if k not in ("noise_input", "noise_lr_mult", "phase_b", "phase_c")}})
     cfg = saved_config(run)
-    assert cfg.noise_input == "noisy" and cfg.noise_lr_mult == 1.0
+    assert cfg.noise_input == "noisy" and cfg.noise_lr_mult == 1.0 and (cfg.phase_b, cfg.phase_c) == (0.4, 0.7)
     assert len(param_groups(Stage1(cfg, torch.device("cpu")))) == 1  # their saved optimizer has one group
+
+
+def test_the_phases_start_where_the_config_says():
+    """The noise model gets a gradient from phase B on, at whatever budget fraction the config puts it."""
+    torch.manual_seed(0)
+    y, groups = torch.rand(2, 1, 24, 24), torch.zeros(2, dtype=torch.long)
+    for phase_b, expect in ((0.4, False), (0.1, True)):
+        stage = Stage1(FitConfig(mode="synthetic", channels=1, phase_b=phase_b, phase_c=0.8), torch.device("cpu"))
+        stage.loss(y, groups, 0.2).backward()
+        assert any(p.grad is not None for p in stage.noise.parameters()) == expect
 
 
 def test_noise_lr_mult_gives_the_noise_model_its_own_group_and_resumes(tmp_path):

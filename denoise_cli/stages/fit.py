@@ -32,7 +32,7 @@ from ..pd import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
 from ..runs import Budget, Run
 from ..training import train_loop
 
-PHASE_B, PHASE_C = 0.4, 0.7  # fractions of the budget where the likelihood phases start
+PHASE_B, PHASE_C = 0.4, 0.7  # default fractions of the budget where the likelihood phases start
 Mode = Literal["real", "synthetic"]
 
 
@@ -58,6 +58,8 @@ class FitConfig:
     # images; trained on y it learns E[σ²(x) | y] instead, which flattens a signal-dependent curve.
     noise_input: Literal["noisy", "mean"] = "noisy"
     noise_lr_mult: float = 1.0  # the noise model's lr relative to D-BSN's (a tiny pixel-wise net)
+    phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
+    phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
 
     @property
     def groups(self) -> int:
@@ -128,9 +130,9 @@ class Stage1:
     def loss(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
         """Phase A: blind-spot MSE for μ. Phase B: μ held (only the MSE trains it; the likelihood trains
         the noise model and Σμ's output layer). Phase C: eq. 8 for everything, at a 10× lower rate."""
-        if progress < PHASE_B:
+        if progress < self.cfg.phase_b:
             return F.mse_loss(self.dbsn(y)[0], y)
-        hold = progress < PHASE_C
+        hold = progress < self.cfg.phase_c
         mu, l_mu = self.dbsn(y, hold_mean=hold)
         sigma_n = self.noise_covariance(y, mu, groups)
         if hold:
@@ -240,7 +242,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
         return stage.loss(y, groups, phase_progress(budget.progress))
 
     train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
-               description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= PHASE_C else 1.0)
+               description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0)
 
     out_dir = run.path / "denoised"
     for f, photo, img in zip(files, photos, images):
@@ -278,7 +280,8 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    saved = {"ring_skip": False, "noise_input": "noisy", "noise_lr_mult": 1.0, **run.read_config()}
+    legacy = {"ring_skip": False, "noise_input": "noisy", "noise_lr_mult": 1.0, "phase_b": 0.4, "phase_c": 0.7}
+    saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
 
