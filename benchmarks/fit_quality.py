@@ -73,10 +73,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=FitConfig.batch, help="patches per step")
     ap.add_argument("--ring-skip", action=argparse.BooleanOptionalAction, default=True,
                     help="D-BSN μ = neighbour mean + residual (--no-ring-skip: the paper's plain mean)")
-    ap.add_argument("--noise-input", choices=["noisy", "mean"], default=None,
-                    help="CNNest input: noisy y (paper) or D-BSN's blind-spot mean [default: fit's]")
-    ap.add_argument("--noise-lr-mult", type=float, default=None,
-                    help="noise model's lr relative to D-BSN's [default: fit's]")
     ap.add_argument("--phases", default=None, help="B:C, budget fractions where phases B and C start [default: fit's]")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
@@ -96,8 +92,6 @@ def main() -> None:
         cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
                         patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
                         noise_cov=auto_noise_cov("synthetic", args.noise_cov),
-                        **({"noise_input": args.noise_input} if args.noise_input else {}),
-                        **({"noise_lr_mult": args.noise_lr_mult} if args.noise_lr_mult else {}),
                         **(dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}))
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
@@ -110,8 +104,7 @@ def main() -> None:
         truth = true_sigma(noise, levels)
         rows.append({
             "case": row_name(name, args.arch, args.suffix), "arch": args.arch,
-            "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "noise_input": cfg.noise_input,
-            "noise_lr_mult": cfg.noise_lr_mult, "phases": [cfg.phase_b, cfg.phase_c],
+            "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "phases": [cfg.phase_b, cfg.phase_c],
             "set": set_name, "noise": noise,
             "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
@@ -153,7 +146,7 @@ def render(rows: list[dict], seed: int) -> str:
               "and highest σ of the noise report over all channels and intensities 0–1 (not recorded before 2026-11-30). "
               "Max rel. error: against σ(x) as specified (the issue's criterion) and against the σ the saved inputs "
               "really carry after clipping to [0, 1] and 8-bit rounding (e.g. HG at x = 0.8: 34.5, not 37.1). "
-              "`from μ`: the noise model reads D-BSN's blind-spot mean instead of the noisy value (`--noise-input mean`); "
+              "`from μ`: the noise model read D-BSN's blind-spot mean instead of the noisy value (an experiment, since removed); "
               "`lr ×k`: the noise model trains at k times D-BSN's learning rate (`--noise-lr-mult k`); `B b–C c`: phases B "
               "and C start at those fractions of the budget (default 0.4, 0.7)."]
     return "\n".join(lines) + "\n"

@@ -45,9 +45,9 @@ def decompose(run: Run, limit: int) -> dict:
         y = torch.from_numpy(noisy.transpose(2, 0, 1))[None]
         x = torch.from_numpy(clean.transpose(2, 0, 1))[None]
         mu, l_mu = stage.dbsn(y)
-        sigma_n = stage.noise_covariance(y, mu, torch.zeros(1, dtype=torch.long))
-        acc.append([((y - mu) ** 2).mean().item(), _mean_diagonal(covariance(l_mu)), _mean_diagonal(sigma_n),
-                    ((x - mu) ** 2).mean().item(), ((y - x) ** 2).mean().item()])
+        acc.append([((y - mu) ** 2).mean().item(), _mean_diagonal(covariance(l_mu)),
+                    _mean_diagonal(covariance(stage.noise(y, 0))), ((x - mu) ** 2).mean().item(),
+                    ((y - x) ** 2).mean().item()])
     r, s_mu, s_n, err, noise = (float(v) * 255**2 for v in np.mean(acc, axis=0))
     return {"run": run.path.name, "set": test_set, "images": len(acc), "residual": r, "sigma_mu": s_mu, "sigma_n": s_n,
             "true_mu_error": err, "true_noise_var": noise, "learned_sigma": s_n**0.5, "true_sigma": noise**0.5}

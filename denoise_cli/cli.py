@@ -356,10 +356,6 @@ def fit(
     noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
                                                 "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
                                                 "real mode, diagonal in synthetic mode.")] = "auto",
-    noise_input: Annotated[str, typer.Option(help="What the noise model reads: noisy (the paper: the noisy value) or "
-                                                  "mean (D-BSN's estimate of the clean value, which is what σ(x) is a "
-                                                  "function of).")] = "noisy",
-    noise_lr_mult: Annotated[float, typer.Option(help="The noise model's learning rate relative to D-BSN's.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -374,10 +370,9 @@ def fit(
 
     budget = _budget(time_budget, iterations)
     if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
-            or noise_cov not in ("auto", "full", "diagonal") or noise_input not in ("noisy", "mean")
-            or not noise_lr_mult > 0):
+            or noise_cov not in ("auto", "full", "diagonal")):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
-                   "--noise-cov auto|full|diagonal, --noise-input noisy|mean, --noise-lr-mult > 0")
+                   "--noise-cov auto|full|diagonal")
     r = Run(run)
     if r.exists() and not resume:
         raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
@@ -391,10 +386,9 @@ def fit(
             mode = auto if mode == "auto" else mode
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov=auto_noise_cov(mode, noise_cov), noise_input=noise_input,
-                            noise_lr_mult=noise_lr_mult)
+                            noise_cov=auto_noise_cov(mode, noise_cov))
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
-                  f"covariance from the {cfg.noise_input} image, on {dev}", highlight=False)
+                  f"covariance, on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
             task = bar.add_task("x", total=None)

@@ -47,18 +47,6 @@ def test_training_resumes_where_it_stopped(tmp_path):
     assert opt2.state_dict()["state"][0]["step"] == 5
 
 
-def test_a_param_groups_lr_mult_scales_its_learning_rate(tmp_path):
-    a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
-    opt = torch.optim.Adam([{"params": a.parameters()}, {"params": b.parameters(), "lr_mult": 10.0}], lr=0.1)
-    run = Run(tmp_path / "run")
-    run.write_config({"x": 1})
-    x = torch.randn(8, 3)
-    train_loop(run, {"a": a, "b": b}, opt, lambda _: (a(x) + b(x)).pow(2).mean(), Budget(3, None), 0.1,
-               show_progress=False)
-    lr_a, lr_b = (g["lr"] for g in opt.param_groups)
-    assert lr_a > 0 and abs(lr_b - 10 * lr_a) < 1e-12
-
-
 def test_interrupt_saves_a_checkpoint(tmp_path):
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -53,11 +53,6 @@ class FitConfig:
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
     noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
-    # CNNest's input: "noisy" y (the paper) or "mean", D-BSN's blind-spot estimate μ of the clean value
-    # (held out of the gradient). σ(x) is a function of the clean intensity, and distill applies it to clean
-    # images; trained on y it learns E[σ²(x) | y] instead, which flattens a signal-dependent curve.
-    noise_input: Literal["noisy", "mean"] = "noisy"
-    noise_lr_mult: float = 1.0  # the noise model's lr relative to D-BSN's (a tiny pixel-wise net)
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
 
@@ -134,20 +129,15 @@ class Stage1:
             return F.mse_loss(self.dbsn(y)[0], y)
         hold = progress < self.cfg.phase_c
         mu, l_mu = self.dbsn(y, hold_mean=hold)
-        sigma_n = self.noise_covariance(y, mu, groups)
+        sigma_n = covariance(self.noise(y, groups))
         if hold:
             return constrained_nll(y, mu.detach(), covariance(l_mu), sigma_n) + F.mse_loss(mu, y)
         return constrained_nll(y, mu, covariance(l_mu), sigma_n)
 
-    def noise_covariance(self, y: torch.Tensor, mu: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """Σn per pixel, from the noisy image or from the detached blind-spot mean (cfg.noise_input)."""
-        inp = y if self.cfg.noise_input == "noisy" else mu.detach().clamp(0, 1)
-        return covariance(self.noise(inp, groups))
-
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         mu, l_mu = self.dbsn(y)
-        sigma_n = self.cfg.gamma * self.noise_covariance(y, mu, groups)
+        sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
         return bayes_fusion(y, mu, covariance(l_mu), sigma_n)
 
     @torch.no_grad()
@@ -221,7 +211,7 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
-    opt = torch.optim.Adam(param_groups(stage), lr=cfg.lr)
+    opt = torch.optim.Adam([p for m in stage.modules.values() for p in m.parameters()], lr=cfg.lr)
     reached = 0.0
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
@@ -259,15 +249,6 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     return report
 
 
-def param_groups(stage: Stage1) -> list[dict]:
-    """D-BSN and the noise model in one Adam group, or two when the noise model's lr differs (one group
-    keeps runs saved before the option resumable)."""
-    if stage.cfg.noise_lr_mult == 1.0:
-        return [{"params": [p for m in stage.modules.values() for p in m.parameters()]}]
-    return [{"params": list(stage.dbsn.parameters())},
-            {"params": list(stage.noise.parameters()), "lr_mult": stage.cfg.noise_lr_mult}]
-
-
 def save_noise_model(stage: Stage1, path: Path) -> None:
     """The learned CNNest on its own (what `distill` needs from a fit run), with its layout."""
     from safetensors.torch import save_file
@@ -280,7 +261,7 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    legacy = {"ring_skip": False, "noise_input": "noisy", "noise_lr_mult": 1.0, "phase_b": 0.4, "phase_c": 0.7}
+    legacy = {"ring_skip": False, "phase_b": 0.4, "phase_c": 0.7}
     saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
