@@ -51,7 +51,7 @@ def effective_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
 def max_rel_err_mid(row: dict, truth: np.ndarray) -> float:
     """Largest |learned − truth| / truth over x ∈ [0.2, 0.8] (the issue's mid range)."""
     levels, learned = np.array(row["sigma_levels"]), np.array(row["sigma_learned"])
-    mid = (levels >= 0.2 - 1e-9) & (levels <= 0.8 + 1e-9)
+    mid = (levels >= 0.2 - 1e-6) & (levels <= 0.8 + 1e-6)  # float32 levels: 0.8 is 0.80000001
     return float(np.max(np.abs(learned[mid] - truth[mid]) / truth[mid]))
 
 
@@ -131,14 +131,16 @@ def render(rows: list[dict], seed: int) -> str:
              "| budget (steps) | wall | hardware |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        clipped = max_rel_err_mid(r, effective_sigma(r["noise"], np.array(r["sigma_levels"])))
+        levels = np.array(r["sigma_levels"])  # errors recomputed from the stored curves (rows before 2026-11-30
+        # left x = 0.8 out: 0.8000000000000002 > 0.8 in floating point)
+        spec_err, clipped = (max_rel_err_mid(r, t) for t in (true_sigma(r["noise"], levels), effective_sigma(r["noise"], levels)))
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
             f", lr ×{r['noise_lr_mult']:g}" if r.get("noise_lr_mult", 1.0) != 1.0 else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
-                     f"{100 * r['sigma_max_rel_err_mid']:.1f} % | {100 * clipped:.1f} % | {_range(r)} | "
+                     f"{100 * spec_err:.1f} % | {100 * clipped:.1f} % | {_range(r)} | "
                      f"{r['budget']} ({r.get('steps', '?')}) | "
                      f"{r['wall_s'] / 60:.0f} min | {r['hardware']} |")
     lines += ["", "Σn: `full` = 3×3 covariance with cross-channel terms, `diagonal` = per-channel variances (fit's "
