@@ -4,6 +4,7 @@
     python benchmarks/quality.py             # BSD68, CBSD68, Set12 × AWGN 15/25/50, HG 40,10, MG 75
     python benchmarks/quality.py --shipped   # each checkpoint on the cases weights.toml claims (README table)
     python benchmarks/quality.py --shipped --ensemble   # the same with `denoise --ensemble` (8 views averaged)
+    python benchmarks/quality.py --shipped --models color-awgn25-small   # re-measure one checkpoint's rows
 
 Same protocol as `denoise-cli eval` (8-bit noisy inputs, fixed seed, PSNR on 0–255, no crop).
 Writes benchmarks/results/quality{,-quick,-shipped,-shipped-ensemble}.{md,json} and prints the Markdown table.
@@ -44,7 +45,10 @@ def shipped(args: argparse.Namespace) -> None:
     check that the number recorded in weights.toml is the one measured. With ``--ensemble`` each
     checkpoint runs as `denoise --ensemble` and the table shows the gain over the recorded single pass."""
     rows = []
-    for name, entry in load_registry().entries.items():
+    registry = load_registry().entries
+    for name, entry in registry.items():
+        if args.models and name not in args.models:
+            continue
         den = load_denoiser(name, device="auto", ensemble=args.ensemble)
         for case, recorded in entry.metrics.items():
             set_name, noise = case.split("/", 1)
@@ -66,6 +70,12 @@ def shipped(args: argparse.Namespace) -> None:
                   + ("" if ok else f"  (weights.toml says {check})"), flush=True)
     hw = hardware("auto")
     name = "quality-shipped" + ("-ensemble" if args.ensemble else "")
+    if args.models and (OUT / f"{name}.json").exists():  # keep the other checkpoints' rows, in registry order
+        measured = {(r["checkpoint"], r["case"]) for r in rows}
+        old = [r for r in json.loads((OUT / f"{name}.json").read_text())["rows"]
+               if (r["checkpoint"], r["case"]) not in measured and r["checkpoint"] in registry]
+        order = list(registry)
+        rows = sorted(old + rows, key=lambda r: order.index(r["checkpoint"]))
     (OUT / f"{name}.json").write_text(json.dumps({"seed": args.seed, "hardware": hw, "rows": rows}, indent=2))
     lines = [f"Shipped checkpoints on the cases weights.toml lists; all images, seed {args.seed}, 8-bit noisy inputs"
              + (", each image denoised as the mean of its 8 rotated/mirrored views (`--ensemble`)" if args.ensemble else "")
@@ -100,6 +110,8 @@ def main() -> None:
     ap.add_argument("--shipped", action="store_true", help="each checkpoint on the cases weights.toml claims")
     ap.add_argument("--ensemble", action="store_true", help="with --shipped: denoise with the 8-view self-ensemble")
     ap.add_argument("--run-bm3d", action="store_true", help="with --shipped: compute BM3D/CBM3D scores not cached")
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="with --shipped: measure only these checkpoints, keeping the table's other rows")
     args = ap.parse_args()
     if args.shipped:
         return shipped(args)
