@@ -67,6 +67,14 @@ def merge_rows(path: Path, rows: list[dict], key: str = "case") -> list[dict]:
     return [r for r in old if r[key] not in new_keys] + rows
 
 
+def write_table(name: str, rows: list[dict], lines: list[str]) -> None:
+    """Write results/NAME.json (the rows) and results/NAME.md (the Markdown lines), and print the table."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"rows": rows}, indent=2))
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def score_saved(pairs: list[tuple[str, object, object]], folder: Path) -> list[Row]:
     """Score outputs already written as FOLDER/STEM.png (a fit run's stage-1 images) against `pairs`."""
     names = iter([name for name, _, _ in pairs])

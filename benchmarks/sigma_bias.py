@@ -14,7 +14,6 @@ Writes benchmarks/results/sigma_bias.{md,json}, keeping earlier rows of other ru
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, FIT_RUNS, RESULTS, merge_rows  # noqa: E402
+from common import DATA, FIT_RUNS, RESULTS, merge_rows, write_table  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
 from denoise_cli.likelihood import covariance  # noqa: E402
 from denoise_cli.runs import Run  # noqa: E402
@@ -66,10 +65,7 @@ def main() -> None:
     lines += [f"| {r['run']} | {r.get('set', 'BSD68')} ({r['images']}) | {r['residual']:.0f} | {r['sigma_mu']:.0f} | "
               f"{r['sigma_n']:.0f} | {r['learned_sigma']:.2f} | "
               f"{r['true_mu_error']:.0f} | {r['true_noise_var']:.0f} ({r['true_sigma']:.2f}) |" for r in rows]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sigma_bias.json").write_text(json.dumps({"rows": rows}, indent=2))
-    (RESULTS / "sigma_bias.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table("sigma_bias", rows, lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Writes benchmarks/results/sigma_split.{md,json}, keeping earlier rows of other r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, FIT_RUNS, RESULTS, merge_rows  # noqa: E402
+from common import DATA, FIT_RUNS, RESULTS, merge_rows, write_table  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
 from denoise_cli.likelihood import covariance  # noqa: E402
 from denoise_cli.runs import Run  # noqa: E402
@@ -72,10 +71,7 @@ def main() -> None:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['run']} | {r['noise']} ({r['images']}) | {r['level']:.2f} | "
               + " | ".join(f"{r[k]:.1f}" for k in (*FIELDS, "report")) + " |" for r in rows]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sigma_split.json").write_text(json.dumps({"rows": rows}, indent=2))
-    (RESULTS / "sigma_split.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table("sigma_split", rows, lines)
 
 
 if __name__ == "__main__":
