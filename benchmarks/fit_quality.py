@@ -48,9 +48,8 @@ def effective_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
     return np.sqrt(((y - levels[:, None]) ** 2 * w).sum(axis=1)) * 255
 
 
-def max_rel_err_mid(row: dict, truth: np.ndarray) -> float:
+def max_rel_err_mid(levels: np.ndarray, learned: np.ndarray, truth: np.ndarray) -> float:
     """Largest |learned − truth| / truth over x ∈ [0.2, 0.8] (the issue's mid range)."""
-    levels, learned = np.array(row["sigma_levels"]), np.array(row["sigma_learned"])
     mid = (levels >= 0.2 - 1e-6) & (levels <= 0.8 + 1e-6)  # float32 levels: 0.8 is 0.80000001
     return float(np.max(np.abs(learned[mid] - truth[mid]) / truth[mid]))
 
@@ -89,10 +88,10 @@ def main() -> None:
         for img_name, _, noisy in pairs:
             write_image(Photo(noisy), noisy_dir / f"{Path(img_name).stem}.png", overwrite=True)
         run = Run(args.runs / f"{name}-{args.arch}{args.suffix}")
+        phases = dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}
         cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
                         patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
-                        noise_cov=auto_noise_cov("synthetic", args.noise_cov),
-                        **(dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}))
+                        noise_cov=auto_noise_cov("synthetic", args.noise_cov), **phases)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
@@ -113,9 +112,8 @@ def main() -> None:
             "budget": args.budget, "wall_s": wall, "steps": budget.step,
             "hardware": hardware(device),
             "sigma_levels": levels.tolist(), "sigma_learned": learned.tolist(), "sigma_true": truth.tolist(),
-            "sigma_range": sigma_range(report),
+            "sigma_max_rel_err_mid": max_rel_err_mid(levels, learned, truth), "sigma_range": sigma_range(report),
         })
-        rows[-1]["sigma_max_rel_err_mid"] = max_rel_err_mid(rows[-1], truth)
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.startswith("sigma_") or k.endswith("mid")}), flush=True)
     rows = merge_rows(RESULTS / "fit_quality.json", rows)
     RESULTS.mkdir(exist_ok=True)
@@ -131,11 +129,11 @@ def render(rows: list[dict], seed: int) -> str:
              "| budget (steps) | wall | hardware |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        levels = np.array(r["sigma_levels"])  # errors recomputed from the stored curves (rows before 2026-11-30
-        # left x = 0.8 out: 0.8000000000000002 > 0.8 in floating point)
-        spec_err, clipped = (max_rel_err_mid(r, t) for t in (true_sigma(r["noise"], levels), effective_sigma(r["noise"], levels)))
+        # errors recomputed from the stored curves: rows before 2026-11-30 stored a value that left x = 0.8 out
+        levels, learned = np.array(r["sigma_levels"]), np.array(r["sigma_learned"])
+        spec_err, clipped = (max_rel_err_mid(levels, learned, t)
+                             for t in (true_sigma(r["noise"], levels), effective_sigma(r["noise"], levels)))
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
-            f", lr ×{r['noise_lr_mult']:g}" if r.get("noise_lr_mult", 1.0) != 1.0 else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
@@ -149,8 +147,7 @@ def render(rows: list[dict], seed: int) -> str:
               "Max rel. error: against σ(x) as specified (the issue's criterion) and against the σ the saved inputs "
               "really carry after clipping to [0, 1] and 8-bit rounding (e.g. HG at x = 0.8: 34.5, not 37.1). "
               "`from μ`: the noise model read D-BSN's blind-spot mean instead of the noisy value (an experiment, since removed); "
-              "`lr ×k`: the noise model trains at k times D-BSN's learning rate (`--noise-lr-mult k`); `B b–C c`: phases B "
-              "and C start at those fractions of the budget (default 0.4, 0.7)."]
+              "`B b–C c`: phases B and C start at those fractions of the budget (default 0.4, 0.7)."]
     return "\n".join(lines) + "\n"
 
 

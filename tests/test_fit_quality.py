@@ -34,8 +34,7 @@ def test_max_rel_err_is_taken_over_the_mid_range_only():
     learned = np.full(21, 25.0)
     learned[0] = learned[-1] = 100.0  # far off outside [0.2, 0.8]: ignored
     learned[12] = 27.5  # x = 0.6: 10 % high
-    row = {"sigma_levels": levels.tolist(), "sigma_learned": learned.tolist()}
-    assert abs(max_rel_err_mid(row, np.full(21, 25.0)) - 0.10) < 1e-9
+    assert abs(max_rel_err_mid(levels, learned, np.full(21, 25.0)) - 0.10) < 1e-9
     learned[16] = 30.0  # x = 0.8, stored as float32 (0.80000001) as noise reports are: still inside
-    row = {"sigma_levels": levels.astype(np.float32).astype(float).tolist(), "sigma_learned": learned.tolist()}
-    assert abs(max_rel_err_mid(row, np.full(21, 25.0)) - 0.20) < 1e-9
+    stored = levels.astype(np.float32).astype(float)
+    assert abs(max_rel_err_mid(stored, learned, np.full(21, 25.0)) - 0.20) < 1e-9
