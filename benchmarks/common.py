@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
@@ -60,11 +61,13 @@ def classical_scores(set_name: str, noise: str, seed: int, limit: int | None = N
     return summarize(rows)
 
 
-def merge_rows(path: Path, rows: list[dict], key: str = "case") -> list[dict]:
-    """Rows of an earlier JSON report at `path`, replaced or extended by `rows` (matched on `key`)."""
+def merge_rows(path: Path, rows: list[dict], key: str | Callable[[dict], Hashable] = "case") -> list[dict]:
+    """Rows of an earlier JSON report at `path`, replaced or extended by `rows` (matched on `key`: a
+    field name, or a function of the row for compound keys such as (checkpoint, case))."""
+    of = (lambda r: r[key]) if isinstance(key, str) else key
     old = json.loads(path.read_text())["rows"] if path.exists() else []
-    new_keys = {r[key] for r in rows}
-    return [r for r in old if r[key] not in new_keys] + rows
+    new_keys = {of(r) for r in rows}
+    return [r for r in old if of(r) not in new_keys] + rows
 
 
 def write_table(name: str, rows: list[dict], lines: list[str]) -> None:

@@ -25,7 +25,7 @@ from denoise_cli.noise import parse_spec
 from denoise_cli.weights import load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import classical_scores, hardware  # noqa: E402
+from common import classical_scores, hardware, merge_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "test"
@@ -71,11 +71,9 @@ def shipped(args: argparse.Namespace) -> None:
     hw = hardware("auto")
     name = "quality-shipped" + ("-ensemble" if args.ensemble else "")
     if args.models and (OUT / f"{name}.json").exists():  # keep the other checkpoints' rows, in registry order
-        measured = {(r["checkpoint"], r["case"]) for r in rows}
-        old = [r for r in json.loads((OUT / f"{name}.json").read_text())["rows"]
-               if (r["checkpoint"], r["case"]) not in measured and r["checkpoint"] in registry]
+        merged = merge_rows(OUT / f"{name}.json", rows, key=lambda r: (r["checkpoint"], r["case"]))
         order = list(registry)
-        rows = sorted(old + rows, key=lambda r: order.index(r["checkpoint"]))
+        rows = sorted((r for r in merged if r["checkpoint"] in registry), key=lambda r: order.index(r["checkpoint"]))
     (OUT / f"{name}.json").write_text(json.dumps({"seed": args.seed, "hardware": hw, "rows": rows}, indent=2))
     lines = [f"Shipped checkpoints on the cases weights.toml lists; all images, seed {args.seed}, 8-bit noisy inputs"
              + (", each image denoised as the mean of its 8 rotated/mirrored views (`--ensemble`)" if args.ensemble else "")

@@ -38,3 +38,18 @@ def test_max_rel_err_is_taken_over_the_mid_range_only():
     learned[16] = 30.0  # x = 0.8, stored as float32 (0.80000001) as noise reports are: still inside
     stored = levels.astype(np.float32).astype(float)
     assert abs(max_rel_err_mid(stored, learned, np.full(21, 25.0)) - 0.20) < 1e-9
+
+
+def test_merge_rows_replaces_matching_rows_and_keeps_the_rest(tmp_path):
+    """Benchmarks re-measure some rows; the earlier report's others stay, on a field or a compound key."""
+    import json
+
+    from common import merge_rows
+
+    path = tmp_path / "r.json"
+    assert merge_rows(path, [{"case": "a", "v": 1}]) == [{"case": "a", "v": 1}]  # no earlier report
+    path.write_text(json.dumps({"rows": [{"case": "a", "v": 0}, {"case": "b", "v": 0}]}))
+    assert merge_rows(path, [{"case": "a", "v": 1}]) == [{"case": "b", "v": 0}, {"case": "a", "v": 1}]
+    path.write_text(json.dumps({"rows": [{"m": "x", "case": "a", "v": 0}, {"m": "y", "case": "a", "v": 0}]}))
+    merged = merge_rows(path, [{"m": "y", "case": "a", "v": 1}], key=lambda r: (r["m"], r["case"]))
+    assert merged == [{"m": "x", "case": "a", "v": 0}, {"m": "y", "case": "a", "v": 1}]
