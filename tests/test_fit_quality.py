@@ -53,3 +53,37 @@ def test_merge_rows_replaces_matching_rows_and_keeps_the_rest(tmp_path):
     path.write_text(json.dumps({"rows": [{"m": "x", "case": "a", "v": 0}, {"m": "y", "case": "a", "v": 0}]}))
     merged = merge_rows(path, [{"m": "y", "case": "a", "v": 1}], key=lambda r: (r["m"], r["case"]))
     assert merged == [{"m": "x", "case": "a", "v": 0}, {"m": "y", "case": "a", "v": 1}]
+
+
+def test_sigma_on_noisy_of_a_constant_noise_model_is_that_sigma():
+    """A CNNest that ignores its input predicts its σ on noisy pixels too, gray or colour."""
+    import torch
+
+    from fit_quality import sigma_on_noisy
+
+    from denoise_cli.models.noise_model import NoiseModel
+
+    for channels in (1, 3):
+        net = NoiseModel(channels, 1, diagonal=True)
+        net.init_sigma(25.0)
+        with torch.no_grad():
+            net.nets[0][-1].weight.zero_()
+        levels = np.array([0.2, 0.5, 0.8])
+        assert np.allclose(sigma_on_noisy(net, "hg:40,10", levels, samples=256), 25.0, atol=0.01)
+
+
+def test_sigma_on_noisy_averages_the_model_over_the_noisy_values():
+    """A gray CNNest whose σ grows with y: on noisy inputs its σ is the RMS of σ(y) over y ~ x + noise, which the
+    noiseless y = x of the report misses where σ(y) curves (here σ(y) = 100·|y − 0.5|: 0 at y = 0.5, not on noisy y)."""
+    import torch
+
+    from fit_quality import sigma_on_noisy
+
+    class VShaped(torch.nn.Module):
+        channels = 1
+
+        def forward(self, y, group):  # Cholesky factor (N,H,W,1,1) = σ(y) on the 0–1 scale
+            return (100 / 255 * (y - 0.5).abs()).permute(0, 2, 3, 1)[..., None]
+
+    got = sigma_on_noisy(VShaped(), "awgn:25", np.array([0.5]), samples=20000)[0]
+    assert abs(got - 25 * 100 / 255) < 0.5  # E[(100·n)²]^½ with n ~ N(0, 25/255): σ(y) RMS = 100·25/255 ≈ 9.8
