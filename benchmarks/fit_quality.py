@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name, score_saved  # noqa: E402
+from common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name,  # noqa: E402
+                    score_saved, write_table)
 from denoise_cli.evaluate import synthetic_pairs
 from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, write_image
@@ -156,10 +157,7 @@ def main() -> None:
 
 
 def save(rows: list[dict], seed: int) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fit_quality.json").write_text(json.dumps({"rows": rows}, indent=2))
-    (RESULTS / "fit_quality.md").write_text(render(rows, seed))
-    print(render(rows, seed))
+    write_table("fit_quality", rows, render(rows, seed).splitlines())
 
 
 def rescore(runs: Path, seed: int) -> None:
@@ -189,9 +187,7 @@ def render(rows: list[dict], seed: int) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         # errors recomputed from the stored curves: rows before 2026-11-30 stored a value that left x = 0.8 out
-        levels, learned = np.array(r["sigma_levels"]), np.array(r["sigma_learned"])
-        spec_err, clipped = (max_rel_err_mid(levels, learned, t)
-                             for t in (true_sigma(r["noise"], levels), effective_sigma(r["noise"], levels)))
+        spec_err, clipped = _errors(r, "sigma_learned")
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
@@ -212,12 +208,17 @@ def render(rows: list[dict], seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _errors(row: dict, curve: str) -> tuple[float, float]:
+    """Mid-range errors of the row's stored σ curve `curve` against the formula and the clipped 8-bit noise."""
+    levels, learned = np.array(row["sigma_levels"]), np.array(row[curve])
+    return (max_rel_err_mid(levels, learned, true_sigma(row["noise"], levels)),
+            max_rel_err_mid(levels, learned, effective_sigma(row["noise"], levels)))
+
+
 def _on_noisy(row: dict) -> str:
     if "sigma_on_noisy" not in row:
         return "—"
-    levels, curve = np.array(row["sigma_levels"]), np.array(row["sigma_on_noisy"])
-    errs = (max_rel_err_mid(levels, curve, t) for t in (true_sigma(row["noise"], levels), effective_sigma(row["noise"], levels)))
-    return " / ".join(f"{100 * e:.1f} %" for e in errs)
+    return " / ".join(f"{100 * e:.1f} %" for e in _errors(row, "sigma_on_noisy"))
 
 
 def _range(row: dict) -> str:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, write_table  # noqa: E402
 from fit_quality import effective_sigma, max_rel_err_mid, sigma_on_noisy, true_sigma  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
-from denoise_cli.likelihood import covariance  # noqa: E402
+from denoise_cli.likelihood import constrained_nll, covariance  # noqa: E402
 from denoise_cli.models.noise_model import NoiseModel  # noqa: E402
 from denoise_cli.stages.fit import blind_sigma  # noqa: E402
 
@@ -51,10 +51,10 @@ def train(x: np.ndarray, y: np.ndarray, start_sigma: float, steps: int, batch: i
             for g in opt.param_groups:
                 g["lr"] = 1e-4
         idx = rng.integers(0, len(x), batch)
-        yb = torch.from_numpy(y[idx]).T[None, :, :, None]  # (1, C, batch, 1): pixels as an image column
-        n = yb - torch.from_numpy(x[idx]).T[None, :, :, None]
-        var = covariance(net(yb, 0)).diagonal(dim1=-2, dim2=-1).permute(0, 3, 1, 2)
-        loss = 0.5 * (n**2 / var + torch.log(var)).mean()
+        yb, xb = (torch.from_numpy(v[idx]).T[None, :, :, None] for v in (y, x))  # (1, C, batch, 1): an image column
+        sigma_n = covariance(net(yb, 0))
+        # eq. 8 with Σμ = 0 is −log N(y − x; 0, Σn); divided by C, the mean per channel it was first written as
+        loss = constrained_nll(yb, xb, torch.zeros_like(sigma_n), sigma_n) / x.shape[1]
         opt.zero_grad()
         loss.backward()
         opt.step()
