@@ -66,8 +66,8 @@ def sigma_on_noisy(noise_model: NoiseModel, spec: str, levels: np.ndarray, sampl
 
     The noise report reads CNNest at the noiseless y = x instead. A 3-channel CNNest can read the noise
     level off the spread of y's channels (independent noise pulls them apart), so at y = x, with no
-    spread, it rightly predicts little noise: trained on the true HG noise, its report is 26 % off the
-    formula where this measure is 10 % off, 6.5 % off the clipped noise (benchmarks/noise_ceiling.py).
+    spread, it rightly predicts little noise: trained on the true HG noise, its report is 26–28 % off the
+    formula where this measure is 10–11 % off, 5–6.5 % off the clipped noise (benchmarks/noise_ceiling.py).
     Gray models have no such cue."""
     rng = np.random.default_rng(seed)
     c = noise_model.channels
