@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, FIT_RUNS, RESULTS, merge_rows, write_table  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
 from denoise_cli.likelihood import covariance  # noqa: E402
+from denoise_cli.noise_report import build_report  # noqa: E402
 from denoise_cli.runs import Run  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
 
@@ -44,7 +45,7 @@ def split(run: Run, noise: str, levels: list[float], limit: int) -> list[dict]:
         cols.append(np.stack([t.numpy().ravel() for t in (x[0], var_n, var_mu, (y - mu)[0] ** 2, (x - mu)[0] ** 2,
                                                           (y - x)[0] ** 2)]))
     x, var_n, var_mu, res, err, nse = np.concatenate(cols, axis=1)
-    report = stage.noise_report()
+    report = build_report(stage.noise, torch.device("cpu"))
     curve = np.mean(np.array(next(iter(report["sigma"].values()))), axis=0)
     rows = []
     for level in levels:

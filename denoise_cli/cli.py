@@ -361,7 +361,7 @@ def fit(
 ) -> None:
     """Stage 1: learn a denoiser and the camera's noise from noisy photos alone (no clean images).
 
-    Writes RUN/denoised/ (stage-1 results), RUN/noise_model.safetensors and RUN/noise_report.{json,png} (learned noise σ versus intensity). Ctrl-C saves a checkpoint; --resume continues.
+    Writes RUN/denoised/ (stage-1 results), RUN/noise_model.safetensors and RUN/noise_report.{json,png} (learned noise σ versus intensity, on your images and on flat gray). Ctrl-C saves a checkpoint; --resume continues.
     """
     from .inference import DeviceError, pick_device
     from .io import ImageError

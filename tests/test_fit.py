@@ -91,7 +91,8 @@ def test_fit_color_real_mode(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
     report = json.loads((run / "noise_report.json").read_text())
-    assert set(report["sigma"]) == {"group0", "group1", "group2", "group3"}
+    assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
+    assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
     assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
 
 

@@ -27,6 +27,7 @@ from ..io import ImageError, Photo, list_images, read_image, to_channels, write_
 from ..likelihood import bayes_fusion, constrained_nll, covariance
 from ..models.dbsn import DBSN, DBSNConfig, ARCHS
 from ..models.noise_model import NoiseModel
+from ..noise_report import ImageSigma, build_report, plot
 from ..patches import random_patches
 from ..pd import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
 from ..runs import Budget, Run
@@ -162,42 +163,6 @@ class Stage1:
             x = np.clip(guided_filter(x, guide, 1, 0.01), 0, 1)
         return x
 
-    def noise_report(self, levels: int = 21) -> dict:
-        """Learned σ (0–255) versus intensity, per channel and per group."""
-        lv = torch.linspace(0, 1, levels, device=self.device)
-        curves = {f"group{g}" if self.cfg.groups > 1 else "all": self.noise.sigma_curve(lv, g).cpu().numpy().T.tolist()
-                  for g in range(self.cfg.groups)}
-        return {"levels": lv.cpu().tolist(), "sigma": curves, "channels": self.cfg.channels}
-
-
-def plot_noise_report(report: dict, path: Path) -> None:
-    """A small line plot of σ(intensity) per channel and group, drawn with Pillow."""
-    from PIL import Image, ImageDraw
-
-    w, h, m = 560, 360, 50
-    im = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(im)
-    ymax = max(5.0, max(max(max(c) for c in g) for g in report["sigma"].values()) * 1.15)
-    d.rectangle([m, 20, w - 20, h - m], outline="black")
-    for k in range(6):
-        v = ymax * k / 5
-        yy = h - m - (h - m - 20) * k / 5
-        d.text((5, yy - 6), f"{v:.1f}", fill="black")
-        d.line([m, yy, w - 20, yy], fill=(225, 225, 225))
-    for k in range(6):
-        xx = m + (w - 20 - m) * k / 5
-        d.text((xx - 8, h - m + 6), f"{k / 5:.1f}", fill="black")
-    d.text((w // 2 - 60, h - 22), "intensity (0-1)", fill="black")  # Pillow's default font is ASCII-only
-    d.text((5, 2), "learned noise sigma (0-255)", fill="black")
-    colors = [(200, 30, 30), (30, 150, 30), (30, 60, 200)] if report["channels"] == 3 else [(0, 0, 0)]
-    for gi, (gname, curves) in enumerate(report["sigma"].items()):
-        for ci, curve in enumerate(curves):
-            pts = [(m + (w - 20 - m) * x, h - m - (h - m - 20) * s / ymax) for x, s in zip(report["levels"], curve)]
-            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-                d.line([x0, y0, x1, y1], fill=colors[ci], width=2)
-            d.text((pts[-1][0] - 60, pts[-1][1] - 12 - 10 * gi), gname if ci == 0 else "", fill=colors[ci])
-    im.save(path)
-
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
         show_progress: bool = True, on_image=None) -> dict:
@@ -235,17 +200,19 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
                description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0)
 
     out_dir = run.path / "denoised"
+    on_images = ImageSigma(stage.noise, device)
     for f, photo, img in zip(files, photos, images):
         x = stage.denoise(img)
+        on_images.add(img, x)
         if photo.channels != cfg.channels:
             x = to_channels(x, photo.channels)
         write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
         if on_image:
             on_image(f)
     save_noise_model(stage, run.path / "noise_model.safetensors")
-    report = stage.noise_report()
+    report = build_report(stage.noise, device, on_images)
     (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
-    plot_noise_report(report, run.path / "noise_report.png")
+    plot(report, run.path / "noise_report.png")
     return report
 
 

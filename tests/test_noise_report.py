@@ -1,0 +1,62 @@
+"""The noise report: σ on the fit's own images binned by x̂, per Bayer group in real mode, and its plot."""
+
+import numpy as np
+import torch
+from pytest import approx
+
+from denoise_cli.models.noise_model import NoiseModel
+from denoise_cli.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, plot
+from denoise_cli.pd import bayer_groups, pd_down
+
+
+def flat_model(channels: int, groups: int, sigmas: list[float]) -> NoiseModel:
+    """A noise model whose σ (0–255) is constant per group."""
+    model = NoiseModel(channels, groups, diagonal=True)
+    for net, s in zip(model.nets, sigmas):
+        single = NoiseModel(channels, 1, diagonal=True)
+        single.init_sigma(s)
+        net.load_state_dict(single.nets[0].state_dict())
+    return model
+
+
+def test_group_map_matches_the_pixel_shuffle_layout():
+    h, w = 8, 12
+    gmap = torch.from_numpy(group_map(h, w, 4)).float()[None, None]
+    subs = pd_down(gmap)  # each sub-image holds the group of the pixels it came from
+    for sub, g in zip(subs, bayer_groups(1)):
+        assert (sub == g).all()
+    assert (group_map(h, w, 1) == 0).all()
+
+
+def test_sigma_is_binned_by_the_estimate_not_the_noisy_value():
+    rng = np.random.default_rng(0)
+    y = rng.random((40, 40, 3)).astype(np.float32)
+    x_hat = np.full_like(y, 0.5)
+    acc = images_sigma(flat_model(3, 1, [20.0]), [(y, x_hat)] * 2)
+    assert acc.counts.sum() == 2 * y.size
+    curves = acc.curves()[0]
+    for ch in curves:
+        assert ch[10] == approx(20.0, abs=0.05)
+        assert all(v is None for i, v in enumerate(ch) if i != 10)
+
+
+def test_each_bayer_group_reads_its_own_noise_model():
+    y = np.full((64, 64, 3), 0.3, dtype=np.float32)
+    model = flat_model(3, 4, [5.0, 10.0, 15.0, 20.0])
+    acc = images_sigma(model, [(y, y)])
+    assert (acc.counts[:, :, 6] == 64 * 64 // 4).all()  # 0.3 → level 6 of 0, 0.05, …
+    for g, expect in enumerate([5.0, 10.0, 15.0, 20.0]):
+        assert all(ch[6] == approx(expect, abs=0.05) for ch in acc.curves()[g])
+
+
+def test_bins_below_the_pixel_floor_are_left_empty_and_the_plot_copes(tmp_path):
+    y = np.full((10, 10, 1), 0.5, dtype=np.float32)
+    assert y.size < MIN_PIXELS
+    model = flat_model(1, 1, [12.0])
+    report = build_report(model, torch.device("cpu"), images_sigma(model, [(y, y)]))
+    assert report["sigma_on_images"]["all"][0] == [None] * 21
+    assert report["pixels_on_images"]["all"][0][10] == 100
+    assert report["sigma"]["all"][0][0] == approx(12.0, abs=0.05)
+    plot(report, tmp_path / "r.png")
+    assert (tmp_path / "r.png").stat().st_size > 0
+
