@@ -77,7 +77,7 @@ class Run:
             m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         opt_path = self.path / "optimizer.pt"
         if optimizer is not None and opt_path.exists():
-            optimizer.load_state_dict(torch.load(opt_path, weights_only=True))
+            optimizer.load_state_dict(regroup(torch.load(opt_path, weights_only=True), optimizer))
         return int(meta.get("step", 0)), float(meta.get("elapsed", 0.0))
 
     def metadata(self) -> dict[str, str]:
@@ -146,3 +146,17 @@ class Budget:
 
     def done(self) -> bool:
         return self.progress >= 1.0
+
+
+def regroup(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """An optimizer state saved with another split of the same ordered parameters into groups (fit runs
+    saved before CNNest had its own group) laid out as ``optimizer``'s groups: moments kept per parameter,
+    group settings taken from ``optimizer``."""
+    if len(saved["param_groups"]) == len(optimizer.param_groups):
+        return saved
+    groups, start = [], 0
+    for g in optimizer.param_groups:
+        n = len(g["params"])
+        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": list(range(start, start + n))})
+        start += n
+    return {**saved, "param_groups": groups}

@@ -44,7 +44,8 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                start_lr: float | None = None) -> None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
 
-    The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)``; a
+    The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)`` and a
+    parameter group's own ``lr_mult`` where it sets one; a
     resumed run ramps to it from the lr it stopped at, and a fresh one from ``start_lr`` when given
     (a fine-tune of trained weights, whose Adam moments start empty; see ``rewarm_lr``)."""
     for m in modules.values():
@@ -64,7 +65,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 lr = rewarm_lr(saved_lr, cosine_lr(lr0, budget.progress) * lr_scale(budget.progress),
                                budget.step - resumed_at)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_mult", 1.0)
                 loss = step_loss(budget.step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -127,3 +127,23 @@ def test_checkpoints_without_a_recorded_lr_fall_back_to_the_metrics_log(tmp_path
     budget.resume(*run.load({"m": model}, opt))
     train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
     assert _logged_lrs(run)[10] < 2 * logged  # ramped, not a jump to cosine_lr(0.1, 0.25)
+
+
+def test_a_parameter_groups_lr_mult_scales_its_lr_and_old_single_group_states_still_load(tmp_path):
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(3, 1), torch.nn.Linear(1, 1)
+    run = Run(tmp_path / "run")
+    run.write_config({})
+    x = torch.randn(16, 3)
+
+    def loss(_: int) -> torch.Tensor:
+        return b(a(x)).pow(2).mean()
+
+    one = torch.optim.Adam([*a.parameters(), *b.parameters()], lr=0.1)  # how fit grouped before noise_lr
+    train_loop(run, {"a": a, "b": b}, one, loss, Budget(3, None), 0.1, show_progress=False)
+    two = torch.optim.Adam([{"params": a.parameters()}, {"params": b.parameters(), "lr_mult": 3.0}], lr=0.1)
+    run.load({"a": a, "b": b}, two)
+    assert [len(g["params"]) for g in two.param_groups] == [2, 2]
+    assert two.state_dict()["state"][3]["step"] == 3  # b's bias kept its Adam moments
+    train_loop(run, {"a": a, "b": b}, two, loss, Budget(4, None), 0.1, show_progress=False)
+    assert two.param_groups[1]["lr"] == pytest.approx(3 * two.param_groups[0]["lr"])

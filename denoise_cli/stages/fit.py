@@ -56,6 +56,7 @@ class FitConfig:
     noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
+    noise_lr: float = 1.0  # the noise model's learning rate as a multiple of D-BSN's
 
     @property
     def groups(self) -> int:
@@ -176,7 +177,8 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
-    opt = torch.optim.Adam([p for m in stage.modules.values() for p in m.parameters()], lr=cfg.lr)
+    opt = torch.optim.Adam([{"params": stage.dbsn.parameters()},
+                            {"params": stage.noise.parameters(), "lr_mult": cfg.noise_lr}], lr=cfg.lr)
     reached = 0.0
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
