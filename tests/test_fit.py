@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from conftest import noisy_folder, run_cli
@@ -69,9 +70,18 @@ def test_phase_b_trains_the_mean_by_its_mse_alone():
 def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_trained_with(tmp_path):
     run = Run(tmp_path / "old")
     run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
-                                         if k not in ("phase_b", "phase_c")}, "noise_input": "noisy"})
+                                         if k not in ("phase_b", "phase_c", "noise_lr")}, "noise_input": "noisy"})
     cfg = saved_config(run)  # keys it does not know (from experiments since removed) are ignored
-    assert (cfg.phase_b, cfg.phase_c) == (0.4, 0.7)
+    assert (cfg.phase_b, cfg.phase_c, cfg.noise_lr) == (0.4, 0.7, 1.0)
+
+
+def test_the_noise_model_trains_at_its_own_multiple_of_the_learning_rate(tmp_path):
+    d = noisy_folder(tmp_path, 1)
+    run = Run(tmp_path / "run")
+    fit(d, run, FitConfig(mode="synthetic", channels=1, patch=16, batch=2), Budget(3, None), torch.device("cpu"),
+        show_progress=False)
+    dbsn, noise = torch.load(run.path / "optimizer.pt", weights_only=True)["param_groups"]
+    assert FitConfig.noise_lr == 3.0 and noise["lr"] == pytest.approx(3.0 * dbsn["lr"])
 
 
 def test_the_phases_start_where_the_config_says():
