@@ -56,9 +56,14 @@ class FitConfig:
     noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
-    # the noise model's learning rate as a multiple of D-BSN's: ×3 brought HG's σ(x) within 10 % of the formula
-    # (16 % at ×1) with AWGN's still 25 ± 1.5, in 30 CPU minutes (benchmarks/RESULTS.md, "A faster noise model")
-    noise_lr: float = 3.0
+    # the noise model's learning rate as a multiple of D-BSN's; None: 3 in synthetic mode, where it brought HG's σ(x)
+    # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
+    # an 8-minute DND probe at 3 read σ 18–61 against 10–16 at 1 (benchmarks/RESULTS.md, "A faster noise model")
+    noise_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.noise_lr is None:
+            self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
 
     @property
     def groups(self) -> int:
