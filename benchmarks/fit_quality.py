@@ -232,7 +232,9 @@ def render(rows: list[dict], seed: int) -> str:
               "σ on the fit's images: the report's `sigma_on_images`, Σn averaged over the pixels of the noisy images fit "
               "trained on, binned by its own estimate x̂ (no clean image; bins under 200 pixels left out). "
               "`from μ`: the noise model read D-BSN's blind-spot mean instead of the noisy value (an experiment, since removed); "
-              "`B b–C c`: phases B and C start at those fractions of the budget (default 0.4, 0.7)."]
+              "`B b–C c`: phases B and C start at those fractions of the budget (default 0.4, 0.7); "
+              "`Σn lr ×k`: the noise model trained at k× D-BSN's learning rate (fit's default in synthetic mode "
+              "since 2026-12-01: 3; 1 before)."]
     return "\n".join(lines) + "\n"
 
 
