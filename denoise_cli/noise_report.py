@@ -20,7 +20,7 @@ from .models.noise_model import NoiseModel
 
 LEVELS = 21  # report intensities 0, 0.05, …, 1
 MIN_PIXELS = 200  # fewer pixels than this in an intensity bin: no value there (null in the JSON)
-ROWS = 256  # rows of an image sent through CNNest at a time (its factor is C×C floats per pixel)
+CHUNK = 1 << 16  # pixels sent through CNNest at a time (its factor is C×C floats per pixel)
 
 
 def group_map(h: int, w: int, groups: int) -> np.ndarray:
@@ -33,15 +33,15 @@ def group_map(h: int, w: int, groups: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def pixel_variance(noise: NoiseModel, y: np.ndarray, group: int, device: torch.device) -> np.ndarray:
-    """Σn's diagonal (variances on [0,1]²) at every pixel of an H×W×C image, for one group's CNNest;
-    CNNest is pixel-wise, so full resolution gives what the pixel-shuffled sub-images would."""
+def pixel_variance(noise: NoiseModel, pixels: np.ndarray, group: int, device: torch.device) -> np.ndarray:
+    """Σn's diagonal (variances on [0,1]²) for (P, C) noisy pixel values, from one group's CNNest; CNNest is
+    pixel-wise, so the pixels go through it as a one-column image, CHUNK at a time."""
     out = []
-    for r in range(0, y.shape[0], ROWS):
-        t = torch.from_numpy(np.ascontiguousarray(y[r:r + ROWS].transpose(2, 0, 1)))[None].float().to(device)
-        L = noise(t, group)[0]  # (H,W,C,C) lower-triangular: diag(L Lᵀ)_c = Σ_k L_ck²
+    for start in range(0, len(pixels), CHUNK):
+        t = torch.from_numpy(np.ascontiguousarray(pixels[start:start + CHUNK].T))[:, :, None][None].float().to(device)
+        L = noise(t, group)[0, :, 0]  # (P,C,C) lower-triangular: diag(L Lᵀ)_c = Σ_k L_ck²
         out.append((L**2).sum(-1).cpu().numpy())
-    return np.concatenate(out, axis=0)
+    return np.concatenate(out, axis=0) if out else np.zeros((0, pixels.shape[1]))
 
 
 class ImageSigma:
@@ -56,12 +56,12 @@ class ImageSigma:
         h, w, c = y.shape
         bins = np.clip(np.rint(x_hat * (self.levels - 1)), 0, self.levels - 1).astype(np.int64)
         gmap = group_map(h, w, self.noise.groups)
-        for g in range(self.noise.groups):
-            var, sel = pixel_variance(self.noise, y, g, self.device), gmap == g
+        for g in range(self.noise.groups):  # each group's CNNest on its own pixels only
+            sel = gmap == g
+            var, b = pixel_variance(self.noise, y[sel], g, self.device), bins[sel]  # (P, C) each
             for ch in range(c):
-                b = bins[..., ch][sel]
-                self.sums[g, ch] += np.bincount(b, weights=var[..., ch][sel], minlength=self.levels)
-                self.counts[g, ch] += np.bincount(b, minlength=self.levels)
+                self.sums[g, ch] += np.bincount(b[:, ch], weights=var[:, ch], minlength=self.levels)
+                self.counts[g, ch] += np.bincount(b[:, ch], minlength=self.levels)
 
     def curves(self) -> list[list[list[float | None]]]:
         """σ (0–255) per group, channel and level: the root of the mean variance; None below MIN_PIXELS."""
@@ -88,8 +88,8 @@ def build_report(noise: NoiseModel, device: torch.device, on_images: ImageSigma 
 
 
 def plot(report: dict, path: Path) -> None:
-    """A small line plot drawn with Pillow: σ on the fit's images (thick) and on flat gray inputs (thin),
-    per channel and group."""
+    """A small line plot drawn with Pillow: σ on the fit's images (thick, dark) and on flat gray inputs (thin,
+    pale; thick and dark when it is the only reading), per channel and group."""
     from PIL import Image, ImageDraw
 
     w, h, m = 560, 360, 50
@@ -116,7 +116,7 @@ def plot(report: dict, path: Path) -> None:
     for width, by_group in reversed(curves):  # the pale flat-gray curves first, under the others
         for gi, (gname, channel_curves) in enumerate(by_group.items()):
             for ci, curve in enumerate(channel_curves):
-                color = colors[ci] if width == 2 or len(curves) == 1 else tuple((v + 2 * 255) // 3 for v in colors[ci])
+                color = colors[ci] if width == 2 else tuple((v + 2 * 255) // 3 for v in colors[ci])  # thin: pale
                 pts = [None if s is None else (m + (w - 20 - m) * x, h - m - (h - m - 20) * s / ymax)
                        for x, s in zip(report["levels"], curve)]
                 for a, b in zip(pts, pts[1:]):
