@@ -356,6 +356,9 @@ def fit(
     noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
                                                 "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
                                                 "real mode, diagonal in synthetic mode.")] = "auto",
+    noise_lr: Annotated[Optional[float], typer.Option(
+        help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
+             "mode].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -373,6 +376,8 @@ def fit(
             or noise_cov not in ("auto", "full", "diagonal")):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
                    "--noise-cov auto|full|diagonal")
+    if noise_lr is not None and not noise_lr > 0:
+        raise fail("--noise-lr must be a positive multiple of --lr")
     r = Run(run)
     if r.exists() and not resume:
         raise fail(f"run {run} exists: add --resume to continue it, or choose another --run")
@@ -386,9 +391,9 @@ def fit(
             mode = auto if mode == "auto" else mode
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov=auto_noise_cov(mode, noise_cov))
+                            noise_cov=auto_noise_cov(mode, noise_cov), noise_lr=noise_lr)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
-                  f"covariance, on {dev}", highlight=False)
+                  f"covariance (lr ×{cfg.noise_lr:g}), on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
             task = bar.add_task("x", total=None)

@@ -21,6 +21,7 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
         assert (run / f).exists(), f
     assert json.loads((run / "config.json").read_text())["mode"] == "synthetic"
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"  # auto, synthetic mode
+    assert json.loads((run / "config.json").read_text())["noise_lr"] == 3.0  # auto, synthetic mode
     assert read_image(run / "denoised" / "n0.png").pixels.shape == (64, 64, 1)
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "4")
     assert r.returncode == 2 and b"--resume" in r.stderr
@@ -101,6 +102,7 @@ def test_fit_color_real_mode(tmp_path):
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
+    assert json.loads((run / "config.json").read_text())["noise_lr"] == 1.0  # auto, real mode
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
@@ -119,9 +121,12 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
     assert (L[..., 1, 0] == 0).all() and (L[..., 2, :2] == 0).all()
     assert run_cli("fit", str(d), "--run", str(tmp_path / "x"), "--iterations", "1",
                    "--noise-cov", "banded").returncode == 2
+    assert run_cli("fit", str(d), "--run", str(tmp_path / "y"), "--iterations", "1",
+                   "--noise-lr", "0").returncode == 2
     r = run_cli("fit", str(d), "--run", str(tmp_path / "full"), "--iterations", "1", "--patch", "16", "--batch", "2",
-                "--mode", "synthetic", "--noise-cov", "full")
+                "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2")
     assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["noise_lr"] == 2.0
     L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
     assert (L[..., 1, 0] != 0).any()  # the full factor has cross-channel terms
 
