@@ -10,7 +10,8 @@ it) shows how close a y-driven noise model can get to the formula σ(x): noisy v
 clean values spread around it, and near white the clipped noise is smaller than the formula. Also
 listed per level: the empirical σ of n given the noisy value (y within ±0.025; what an ideal
 per-channel y-driven model predicts) and given the clean value (the noise present).
-Writes benchmarks/results/noise_ceiling.{md,json} (HG) or noise_ceiling-NOISE.{md,json} (other noise).
+Writes benchmarks/results/noise_ceiling.{md,json} (HG) or noise_ceiling-NOISE.{md,json} (other noise), with
+-SET appended for a set other than CBSD68 (`--set BSD68`: a gray CNNest).
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def main() -> None:
               f"{summary['on_noisy_err_vs_present'] * 100:.1f} %. The report's σ over every channel and intensity "
               f"0–1 (fit_quality's 'σ learned, min–max'): {summary['report_range'][0]:.1f}–{summary['report_range'][1]:.1f}."]
     name = "noise_ceiling" if args.noise == "hg:40,10" else "noise_ceiling-" + args.noise.replace(":", "").replace(",", "-")
+    if args.set != "CBSD68":
+        name += "-" + args.set.lower()
     write_table(name, [summary, *rows], lines)
 
 
