@@ -58,7 +58,7 @@ class FitConfig:
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
     # the noise model's learning rate as a multiple of D-BSN's; None: 3 in synthetic mode, where it brought HG's σ(x)
     # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
-    # an 8-minute DND probe at 3 read σ 18–61 against 10–16 at 1 (benchmarks/RESULTS.md, "A faster noise model")
+    # 25-minute DND fits at 3 read σ 21–43 against 13–30 at 1, noisy minus stage 1 being 7–12 (benchmarks/RESULTS.md)
     noise_lr: float | None = None
 
     def __post_init__(self) -> None:
