@@ -81,7 +81,7 @@ def add_noise(clean: np.ndarray, spec: NoiseSpec | str, rng: np.random.Generator
         factor = mg_factor(spec.params[0], x.shape[-1], rng)  # this image's covariance first, then its noise
         y = x + rng.standard_normal(x.shape) @ factor.T
     else:
-        y = _camera_noise(x, spec.params[0], rng)
+        y = camera_render(x, spec.params[0], rng)
     return y.astype(np.float32).reshape(np.shape(clean))
 
 
@@ -109,8 +109,12 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
-def _camera_noise(x: np.ndarray, iso: float, rng: np.random.Generator) -> np.ndarray:
-    """Undo gamma and white balance, mosaic (RGGB), Poisson–Gaussian noise, demosaic, redo both."""
+def camera_render(x: np.ndarray, iso: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Undo gamma and white balance, mosaic (RGGB), Poisson–Gaussian noise, demosaic, redo both.
+
+    Without ``rng`` no noise is added: the same pipeline's noise-free rendering, so that
+    ``camera_render(x, iso, rng) − camera_render(x, iso)`` is the camera noise alone, without the
+    demosaicking error of x that ``y − x`` also holds (benchmarks/real_sigma.py's truth)."""
     if x.shape[-1] != 3:
         raise NoiseSpecError("camera noise needs an RGB image")
     h, w = x.shape[:2]
@@ -120,9 +124,10 @@ def _camera_noise(x: np.ndarray, iso: float, rng: np.random.Generator) -> np.nda
     raw[0::2, 1::2] = lin[0::2, 1::2, 1]
     raw[1::2, 0::2] = lin[1::2, 0::2, 1]
     raw[1::2, 1::2] = lin[1::2, 1::2, 2]
-    shot = SHOT_PER_ISO100 * iso / 100.0
-    read = READ_PER_ISO100 * iso / 100.0
-    raw = rng.poisson(np.clip(raw, 0, None) / shot) * shot + rng.standard_normal(raw.shape) * read
+    if rng is not None:
+        shot = SHOT_PER_ISO100 * iso / 100.0
+        read = READ_PER_ISO100 * iso / 100.0
+        raw = rng.poisson(np.clip(raw, 0, None) / shot) * shot + rng.standard_normal(raw.shape) * read
     raw16 = np.round(np.clip(raw, 0.0, 1.0) * 65535).astype(np.uint16)
     # OpenCV names Bayer patterns from the second row; an RGGB mosaic is its "BG" code.
     rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB).astype(np.float64) / 65535

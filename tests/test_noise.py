@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from denoise_cli.noise import NoiseSpecError, add_noise, image_rng, parse_spec, quantize
+from denoise_cli.noise import NoiseSpecError, add_noise, camera_render, image_rng, parse_spec, quantize
 
 
 def _flat(v: float = 0.5, n: int = 512, c: int = 3) -> np.ndarray:
@@ -50,6 +50,20 @@ def test_camera_noise_is_spatially_correlated_awgn_is_not():
     awgn = add_noise(x, "awgn:25", np.random.default_rng(3)) - x
     assert _neighbour_corr(cam) > 0.2
     assert abs(_neighbour_corr(awgn)) < 0.02
+
+
+def test_camera_render_without_rng_is_the_noise_free_pipeline():
+    """A flat image renders back to itself (its mosaic demosaics to the same flat colour), and the noisy
+    rendering minus the noise-free one is the camera noise alone: zero-mean, and largest in the channel
+    sampled at the site (red at RGGB's R site, interpolated from 4 neighbours at the B site)."""
+    x = _flat(0.4, 128)
+    x[..., 0], x[..., 2] = 0.5, 0.3
+    assert np.abs(camera_render(x, 1600) - x).max() < 1e-3
+    tex = np.random.default_rng(5).uniform(0.2, 0.8, (128, 128, 3))
+    noise = camera_render(tex, 1600, np.random.default_rng(6)) - camera_render(tex, 1600)
+    assert abs(noise.mean()) < 0.1 * noise.std()
+    red = noise[8:-8, 8:-8, 0]
+    assert red[0::2, 0::2].std() > 1.5 * red[1::2, 1::2].std()
 
 
 @pytest.mark.parametrize("bad", ["gauss:25", "awgn", "awgn:x", "hg:40", "awgn:50-10", "mg:-1"])
