@@ -30,7 +30,7 @@ from denoise_cli.likelihood import covariance
 from denoise_cli.noise import add_noise, parse_spec, quantize
 from denoise_cli.noise_report import images_sigma
 from denoise_cli.runs import Budget, Run, parse_duration
-from denoise_cli.stages.fit import FitConfig, auto_noise_cov, fit, load_stage1
+from denoise_cli.stages.fit import FitConfig, fit, load_stage1
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -114,8 +114,8 @@ def main() -> None:
     ap.add_argument("--budget", default="30m")
     ap.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     ap.add_argument("--arch", default="small")
-    ap.add_argument("--noise-cov", default="auto", choices=["auto", "full", "diagonal"],
-                    help="auto = diagonal (synthetic mode), as `fit` chooses")
+    ap.add_argument("--noise-cov", default="diagonal", choices=["full", "diagonal"],
+                    help="diagonal, as `fit` chooses by default")
     ap.add_argument("--patch", type=int, default=FitConfig.patch, help="training patch side (paper: 96)")
     ap.add_argument("--batch", type=int, default=FitConfig.batch, help="patches per step")
     ap.add_argument("--ring-skip", action=argparse.BooleanOptionalAction, default=True,
@@ -145,7 +145,7 @@ def main() -> None:
         phases = dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}
         cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
                         patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
-                        noise_cov=auto_noise_cov("synthetic", args.noise_cov), noise_lr=args.noise_lr, **phases)
+                        noise_cov=args.noise_cov, noise_lr=args.noise_lr, **phases)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)

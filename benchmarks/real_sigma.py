@@ -31,12 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, RESULTS, merge_rows, write_table  # noqa: E402
 from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
-from denoise_cli.likelihood import covariance  # noqa: E402
 from denoise_cli.io import read_image  # noqa: E402
-from denoise_cli.metrics import psnr  # noqa: E402
-from denoise_cli.noise import camera_render, parse_spec, quantize  # noqa: E402
+from denoise_cli.metrics import psnr, to_255  # noqa: E402
+from denoise_cli.noise import camera_render, parse_spec  # noqa: E402
 from denoise_cli.noise_report import MIN_PIXELS, group_map, pixel_variance  # noqa: E402
-from denoise_cli.pd import pad_to_multiple, pd_down, pd_up  # noqa: E402
+from denoise_cli.pd import bayer_groups, pad_to_multiple, pd_down, pd_up  # noqa: E402
 from denoise_cli.runs import Run  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
 
@@ -53,7 +52,7 @@ def blind_spot_maps(stage, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))[None]
     tp, (h, w) = pad_to_multiple(t)
     mu, l_mu = stage.dbsn(pd_down(tp))
-    var_mu = covariance(l_mu).diagonal(dim1=-2, dim2=-1).permute(0, 3, 1, 2)
+    var_mu = stage.sigma_mu(l_mu, bayer_groups(1)).diagonal(dim1=-2, dim2=-1).permute(0, 3, 1, 2)
     return tuple(pd_up(a)[0, :, :h, :w].numpy().transpose(1, 2, 0) for a in (mu, var_mu))
 
 
@@ -72,8 +71,8 @@ def gather(run: Run, noise: str, limit: int) -> tuple[dict[str, np.ndarray], dic
         denoised = run.path / "denoised" / f"{Path(name).stem}.png"
         for key, image in (("noisy", noisy), ("stage1", read_image(denoised).pixels if denoised.exists() else None)):
             if image is not None:
-                scores[f"{key}_psnr"].append(psnr(clean, image))
-                scores[f"{key}_psnr_render"].append(psnr(quantize(render), image))
+                scores[f"{key}_psnr"].append(psnr(to_255(clean), to_255(image)))
+                scores[f"{key}_psnr_render"].append(psnr(to_255(render), to_255(image)))
         mu, var_mu = blind_spot_maps(stage, noisy)
         gmap = group_map(*noisy.shape[:2], stage.noise.groups)
         var_n = np.zeros_like(noisy)

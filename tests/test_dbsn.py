@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -87,3 +89,20 @@ def test_diagonal_noise_model_has_no_cross_channel_terms():
     L = n(torch.rand(2, 3, 4, 4))
     off = ~torch.eye(3, dtype=torch.bool)
     assert (L[..., off] == 0).all() and (torch.diagonal(L, dim1=-2, dim2=-1) > 0).all()
+
+
+def test_group_scale_scales_each_groups_sigma_mu_rows_and_starts_at_one():
+    from denoise_cli.likelihood import covariance
+    from denoise_cli.models.dbsn import GroupScale
+
+    L = torch.tril(torch.rand(2, 4, 4, 3, 3)) + torch.eye(3)
+    groups = torch.tensor([0, 3])
+    scale = GroupScale(4, 3)
+    assert torch.equal(scale(L, groups), L)  # log-scale 0: Σμ as D-BSN gives it
+    with torch.no_grad():
+        scale.log_scale[3, 1] = math.log(2.0)
+    s = covariance(scale(L, groups))
+    base = covariance(L)
+    assert torch.allclose(s[0], base[0])  # group 0 untouched
+    d = torch.tensor([1.0, 2.0, 1.0])
+    assert torch.allclose(s[1], d[:, None] * base[1] * d[None, :], atol=1e-5)  # group 3: D Σμ D

@@ -71,9 +71,33 @@ def test_phase_b_trains_the_mean_by_its_mse_alone():
 def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_trained_with(tmp_path):
     run = Run(tmp_path / "old")
     run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
-                                         if k not in ("phase_b", "phase_c", "noise_lr")}, "noise_input": "noisy"})
+                                         if k not in ("phase_b", "phase_c", "noise_lr", "likelihood", "group_sigma_mu")},
+                     "noise_input": "noisy"})
     cfg = saved_config(run)  # keys it does not know (from experiments since removed) are ignored
     assert (cfg.phase_b, cfg.phase_c, cfg.noise_lr) == (0.4, 0.7, 1.0)
+    run.write_config({"stage": "fit", "mode": "real", "channels": 3})  # saved before noise_cov existed: full Σn
+    assert saved_config(run).noise_cov == "full"
+    assert (cfg.likelihood, cfg.group_sigma_mu) == ("constrained", False)
+
+
+def test_real_mode_trains_with_the_exact_likelihood_and_sigma_mu_per_group():
+    """Real mode's loss (phase C) is the exact Gaussian likelihood with Σμ scaled per Bayer group; synthetic
+    mode keeps the paper's eq. 8 and one Σμ."""
+    from denoise_cli.likelihood import covariance, gaussian_nll
+
+    assert (FitConfig(mode="synthetic", channels=3).likelihood, FitConfig(mode="synthetic", channels=3).group_sigma_mu
+            ) == ("constrained", False)
+    cfg = FitConfig(mode="real", channels=3)
+    assert (cfg.likelihood, cfg.group_sigma_mu) == ("exact", True)
+    torch.manual_seed(0)
+    stage = Stage1(cfg, torch.device("cpu"))
+    with torch.no_grad():
+        stage.mu_scale.log_scale.uniform_(-0.5, 0.5)
+    y, groups = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    mu, l_mu = stage.dbsn(y)
+    scaled = covariance(l_mu * stage.mu_scale.log_scale[groups].exp()[:, None, None, :, None])
+    expected = gaussian_nll(y, mu, scaled, covariance(stage.noise(y, groups)))
+    assert torch.allclose(stage.loss(y, groups, PHASE_C), expected)
 
 
 def test_the_noise_model_trains_at_its_own_multiple_of_the_learning_rate(tmp_path):
@@ -101,8 +125,10 @@ def test_fit_color_real_mode(tmp_path):
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
+    assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"  # auto, real mode too
     assert json.loads((run / "config.json").read_text())["noise_lr"] == 1.0  # auto, real mode
+    assert json.loads((run / "config.json").read_text())["likelihood"] == "exact"  # auto, real mode
+    assert load_stage1(Run(run)).mu_scale is not None  # Σμ's per-group scales are saved and restored
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
@@ -123,10 +149,13 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
                    "--noise-cov", "banded").returncode == 2
     assert run_cli("fit", str(d), "--run", str(tmp_path / "y"), "--iterations", "1",
                    "--noise-lr", "0").returncode == 2
+    assert run_cli("fit", str(d), "--run", str(tmp_path / "z"), "--iterations", "1",
+                   "--likelihood", "approximate").returncode == 2
     r = run_cli("fit", str(d), "--run", str(tmp_path / "full"), "--iterations", "1", "--patch", "16", "--batch", "2",
-                "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2")
+                "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2", "--likelihood", "exact")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "full" / "config.json").read_text())["noise_lr"] == 2.0
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["likelihood"] == "exact"
     L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
     assert (L[..., 1, 0] != 0).any()  # the full factor has cross-channel terms
 

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from denoise_cli.likelihood import bayes_fusion, constrained_nll, inv_det
+from denoise_cli.likelihood import bayes_fusion, constrained_nll, gaussian_nll, inv_det
 
 
 def _px(v):
@@ -32,6 +32,21 @@ def test_color_nll_and_fusion_by_hand():
     fused = bayes_fusion(_px(y.tolist()), _px(mu.tolist()), _cov(s_mu.tolist()), _cov(s_n.tolist()))
     ref = torch.linalg.solve(s_mu + s_n, s_mu @ y + s_n @ mu)
     assert torch.allclose(fused.view(-1), ref, atol=1e-12)
+
+
+def test_exact_nll_by_hand_and_below_eq8():
+    """The exact likelihood's log|Σμ+Σn| is at most eq. 8's log|Σn| + tr(Σn⁻¹Σμ), equal as Σμ → 0."""
+    y = torch.tensor([0.6, 0.4, 0.5], dtype=torch.float64)
+    mu = torch.tensor([0.5, 0.5, 0.45], dtype=torch.float64)
+    s_mu = torch.tensor([[0.02, 0.005, 0.0], [0.005, 0.03, 0.002], [0.0, 0.002, 0.01]], dtype=torch.float64)
+    s_n = torch.tensor([[0.05, 0.01, 0.004], [0.01, 0.04, 0.0], [0.004, 0.0, 0.06]], dtype=torch.float64)
+    d = y - mu
+    expected = 0.5 * (d @ torch.linalg.inv(s_mu + s_n) @ d + torch.logdet(s_mu + s_n))
+    args = (_px(y.tolist()), _px(mu.tolist()), _cov(s_mu.tolist()), _cov(s_n.tolist()))
+    assert abs(gaussian_nll(*args).item() - expected.item()) < 1e-10
+    assert gaussian_nll(*args) < constrained_nll(*args)
+    tiny = (args[0], args[1], _cov((s_mu * 1e-6).tolist()), args[3])
+    assert abs(gaussian_nll(*tiny).item() - constrained_nll(*tiny).item()) < 1e-6
 
 
 def test_fusion_limits():

@@ -109,3 +109,18 @@ class DBSN(nn.Module):
 
 def build_dbsn(channels: int = 3, arch: str = "small") -> DBSN:
     return DBSN(DBSNConfig(channels=channels, **ARCHS[arch]))
+
+
+class GroupScale(nn.Module):
+    """Σμ per Bayer group: a learned per-group, per-channel scale of its Cholesky factor's rows (log-parametrised,
+    starting at 1). Real mode's D-BSN sees the sub-images of all four Bayer sites alike, but its error differs by
+    site (a channel sampled there is less predictable than one interpolated from neighbours); without this the
+    group-specific noise model, the only group-aware part, takes that difference into Σn."""
+
+    def __init__(self, groups: int, channels: int) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(groups, channels))
+
+    def forward(self, L: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """(N,H,W,C,C) factors, (N,) group indices → rows scaled: Σμ → D Σμ D with D = diag(scale of the group)."""
+        return L * self.log_scale[groups].exp()[:, None, None, :, None]

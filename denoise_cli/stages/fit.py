@@ -5,7 +5,9 @@ covariance Σn from the noisy value. Training is staged as in the authors' code,
 makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by the constrained
 likelihood (eq. 8) with μ held; (C) everything jointly by eq. 8 at a 10× lower rate. Bayes
 fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pd.py),
-with one noise model per Bayer group, and guided-filtered after upsampling.
+with one noise model per Bayer group, and guided-filtered after upsampling. There D-BSN's error on
+the small sub-images exceeds the camera noise, eq. 8's assumption |Σn| ≫ |Σμ| fails, so real mode
+trains B and C with the exact likelihood and a per-group scale of Σμ instead (see FitConfig).
 
 Nothing here looks at clean images: no early stopping, no checkpoint choice, no tuning.
 """
@@ -24,8 +26,8 @@ import torch.nn.functional as F
 from ..guided import guided_filter
 from ..inference import tiled
 from ..io import ImageError, Photo, list_images, read_image, to_channels, write_image
-from ..likelihood import bayes_fusion, constrained_nll, covariance
-from ..models.dbsn import DBSN, DBSNConfig, ARCHS
+from ..likelihood import bayes_fusion, constrained_nll, covariance, gaussian_nll
+from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale
 from ..models.noise_model import NoiseModel
 from ..noise_report import ImageSigma, build_report, plot
 from ..patches import random_patches
@@ -53,17 +55,30 @@ class FitConfig:
     # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (benchmarks/RESULTS.md)
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
-    noise_cov: Literal["full", "diagonal"] = "full"  # Σn with or without cross-channel terms
+    # Σn without or with cross-channel terms. Diagonal, as the authors use for AWGN/HG: a full factor soaks up the part
+    # of D-BSN's error shared by the channels, in synthetic mode and in real mode too, where on synthetic camera noise
+    # (whose channels demosaicking does correlate) full read σ up to 3.4× the truth (diagonal 2×) and gave 1.5–1.6 dB
+    # less in stage 1 (benchmarks/results/real_sigma.md). Full suits cross-channel noise such as MG.
+    noise_cov: Literal["full", "diagonal"] = "diagonal"
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
     # the noise model's learning rate as a multiple of D-BSN's; None: 3 in synthetic mode, where it brought HG's σ(x)
     # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
     # 25-minute DND fits at 3 read σ 21–43 against 13–30 at 1, noisy minus stage 1 being 7–12 (benchmarks/RESULTS.md)
     noise_lr: float | None = None
+    # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: constrained in
+    # synthetic mode, exact in real mode, where D-BSN's error on the 4× smaller sub-images exceeds the camera noise and
+    # eq. 8 read Σn at 3–9× the true noise, over-smoothing stage 1 below the noisy input (benchmarks/RESULTS.md)
+    likelihood: Literal["constrained", "exact"] | None = None
+    group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: in real mode
 
     def __post_init__(self) -> None:
         if self.noise_lr is None:
             self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
+        if self.likelihood is None:
+            self.likelihood = "constrained" if self.mode == "synthetic" else "exact"
+        if self.group_sigma_mu is None:
+            self.group_sigma_mu = self.mode == "real"
 
     @property
     def groups(self) -> int:
@@ -97,16 +112,6 @@ def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     return ("real" if channels == 3 else "synthetic"), channels
 
 
-def auto_noise_cov(mode: Mode, choice: str = "auto") -> Literal["full", "diagonal"]:
-    """The Σn form for ``choice`` (full, diagonal or auto). Auto: full 3×3 for real photos
-    (demosaicking correlates the channels' noise); diagonal in synthetic mode, as the authors use
-    for AWGN/HG, where a full factor soaks up the part of D-BSN's error shared by the channels
-    (choose full for cross-channel noise such as MG)."""
-    if choice != "auto":
-        return choice  # type: ignore[return-value]
-    return "full" if mode == "real" else "diagonal"
-
-
 class Stage1:
     """D-BSN + noise model, for training batches and for denoising whole images."""
 
@@ -114,10 +119,15 @@ class Stage1:
         self.cfg, self.device = cfg, device
         self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch], ring_skip=cfg.ring_skip)).to(device)
         self.noise = NoiseModel(cfg.channels, cfg.groups, cfg.noise_cov == "diagonal").to(device)
+        self.mu_scale = GroupScale(cfg.groups, cfg.channels).to(device) if cfg.group_sigma_mu else None
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"dbsn": self.dbsn, "noise": self.noise}
+        return {"dbsn": self.dbsn, "noise": self.noise, **({"mu_scale": self.mu_scale} if self.mu_scale is not None else {})}
+
+    def sigma_mu(self, l_mu: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Σμ from D-BSN's factor, scaled per group when the config asks for it."""
+        return covariance(self.mu_scale(l_mu, groups) if self.mu_scale is not None else l_mu)
 
     def sample(self, images: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch of (sub-)images and their noise-model group."""
@@ -139,15 +149,16 @@ class Stage1:
         hold = progress < self.cfg.phase_c
         mu, l_mu = self.dbsn(y, hold_mean=hold)
         sigma_n = covariance(self.noise(y, groups))
+        nll = gaussian_nll if self.cfg.likelihood == "exact" else constrained_nll
         if hold:
-            return constrained_nll(y, mu.detach(), covariance(l_mu), sigma_n) + F.mse_loss(mu, y)
-        return constrained_nll(y, mu, covariance(l_mu), sigma_n)
+            return nll(y, mu.detach(), self.sigma_mu(l_mu, groups), sigma_n) + F.mse_loss(mu, y)
+        return nll(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
 
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         mu, l_mu = self.dbsn(y)
         sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
-        return bayes_fusion(y, mu, covariance(l_mu), sigma_n)
+        return bayes_fusion(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
 
     @torch.no_grad()
     def denoise_array(self, pixels: np.ndarray) -> np.ndarray:
@@ -180,11 +191,12 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
         cfg = saved_config(run)  # resuming: the run's own settings win
     elif cfg is None:
         mode, channels = auto_mode(photos)
-        cfg = FitConfig(mode=mode, channels=channels, noise_cov=auto_noise_cov(mode))
+        cfg = FitConfig(mode=mode, channels=channels)
     images = [to_channels(p.pixels, cfg.channels) for p in photos]
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
-    opt = torch.optim.Adam([{"params": stage.dbsn.parameters()},
+    denoiser = [p for name, m in stage.modules.items() if name != "noise" for p in m.parameters()]
+    opt = torch.optim.Adam([{"params": denoiser},
                             {"params": stage.noise.parameters(), "lr_mult": cfg.noise_lr}], lr=cfg.lr)
     reached = 0.0
     if run.exists():
@@ -237,7 +249,8 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
-    legacy = {"ring_skip": False, "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0}
+    legacy = {"ring_skip": False, "noise_cov": "full", "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0,
+              "likelihood": "constrained", "group_sigma_mu": False}
     saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
