@@ -37,7 +37,7 @@ from denoise_cli.noise import camera_render, parse_spec  # noqa: E402
 from denoise_cli.noise_report import MIN_PIXELS, group_map, pixel_variance  # noqa: E402
 from denoise_cli.pd import bayer_groups, pad_to_multiple, pd_down, pd_up  # noqa: E402
 from denoise_cli.runs import Run  # noqa: E402
-from denoise_cli.stages.fit import load_stage1  # noqa: E402
+from denoise_cli.stages.fit import load_stage1, saved_config  # noqa: E402
 
 LEVELS = (0.2, 0.35, 0.5, 0.65, 0.8)
 MID = 0.5
@@ -94,6 +94,9 @@ def sigma(values: np.ndarray) -> float | None:
 def score(run: Run, noise: str, limit: int) -> list[dict]:
     """One row per Bayer group and channel."""
     px, psnrs = gather(run, noise, limit)
+    cfg = saved_config(run)
+    setting = (f"{'eq. 8' if cfg.likelihood == 'constrained' else 'exact'}, Σμ {'per group' if cfg.group_sigma_mu else 'shared'}"
+               f", Σn {cfg.noise_cov}")
     report_path = run.path / "noise_report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     rows = []
@@ -110,7 +113,7 @@ def score(run: Run, noise: str, limit: int) -> list[dict]:
                 curve = list(report["sigma"].values())[g][c]
                 flat = float(np.interp(MID, report["levels"], curve))
             rows.append({"row": f"{run.path.name}/g{g}/{CHANNELS[c]}", "run": run.path.name, "noise": noise,
-                         "images": limit, "group": g, "site": SITES[g] if px["group"].max() == 3 else "all",
+                         "images": limit, "fit": setting, "group": g, "site": SITES[g] if px["group"].max() == 3 else "all",
                          "channel": CHANNELS[c], "true": [true[lv] for lv in LEVELS],
                          "sigma_n": [learned[lv] for lv in LEVELS],
                          "sigma_mu": sigma(px["var_mu"][mid, c]), "residual": sigma(px["res"][mid, c]),
@@ -140,19 +143,20 @@ def main() -> None:
     levels = " / ".join(f"{lv:g}" for lv in LEVELS)
     lines = ["Real mode: learned noise σ against the true camera noise (noisy − noise-free render), per Bayer "
              f"group and channel; CBSD68, first N images, seed 0; σ on the 0–255 scale at x = {levels}", "",
-             "| fit run | noise (N) | group | ch | true σ | learned Σn σ | max error | report σ(0.5) "
+             "| fit run | likelihood, Σμ, Σn | noise (N) | group | ch | true σ | learned Σn σ | max error | report σ(0.5) "
              "| Σμ (0.5) | y−μ (0.5) | true render−μ (0.5) |",
-             "|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         err = "—" if r["max_rel_error"] is None else f"{100 * r['max_rel_error']:.0f} %"
-        lines.append(f"| {r['run']} | {r['noise']} ({r['images']}) | {r['site']} | {r['channel']} | "
+        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r['noise']} ({r['images']}) | {r['site']} | {r['channel']} | "
                      + " / ".join(map(fmt, r["true"])) + " | " + " / ".join(map(fmt, r["sigma_n"]))
                      + f" | {err} | {fmt(r['report'])} | {fmt(r['sigma_mu'])} | {fmt(r['residual'])} "
                        f"| {fmt(r['mu_error'])} |")
     lines += ["", "PSNR of the same images (dB), against the clean image / against the noise-free render:", "",
-              "| fit run | noisy | stage 1 |", "|---|---:|---:|"]
+              "| fit run | likelihood, Σμ, Σn | noise (N) | noisy | stage 1 |", "|---|---|---|---:|---:|"]
     for r in {r["run"]: r for r in rows}.values():
-        lines.append(f"| {r['run']} | {fmt2(r['noisy_psnr'])} / {fmt2(r['noisy_psnr_render'])} "
+        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r['noise']} ({r['images']}) "
+                     f"| {fmt2(r['noisy_psnr'])} / {fmt2(r['noisy_psnr_render'])} "
                      f"| {fmt2(r['stage1_psnr'])} / {fmt2(r['stage1_psnr_render'])} |")
     write_table("real_sigma", rows, lines)
 
