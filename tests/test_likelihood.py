@@ -13,6 +13,15 @@ def _cov(m):
     return torch.tensor(m, dtype=torch.float64).view(1, 1, 1, *torch.tensor(m).shape)
 
 
+def _color_case() -> tuple[torch.Tensor, ...]:
+    """A hand-checkable colour pixel: y, μ, and positive-definite 3×3 Σμ and Σn with cross-channel terms."""
+    y = torch.tensor([0.6, 0.4, 0.5], dtype=torch.float64)
+    mu = torch.tensor([0.5, 0.5, 0.45], dtype=torch.float64)
+    s_mu = torch.tensor([[0.02, 0.005, 0.0], [0.005, 0.03, 0.002], [0.0, 0.002, 0.01]], dtype=torch.float64)
+    s_n = torch.tensor([[0.05, 0.01, 0.004], [0.01, 0.04, 0.0], [0.004, 0.0, 0.06]], dtype=torch.float64)
+    return y, mu, s_mu, s_n
+
+
 def test_gray_nll_by_hand():
     y, mu, s_mu, s_n = 0.7, 0.5, 0.01, 0.04
     expected = 0.5 * ((y - mu) ** 2 / (s_mu + s_n) + math.log(s_n) + s_mu / s_n)
@@ -21,10 +30,7 @@ def test_gray_nll_by_hand():
 
 
 def test_color_nll_and_fusion_by_hand():
-    y = torch.tensor([0.6, 0.4, 0.5], dtype=torch.float64)
-    mu = torch.tensor([0.5, 0.5, 0.45], dtype=torch.float64)
-    s_mu = torch.tensor([[0.02, 0.005, 0.0], [0.005, 0.03, 0.002], [0.0, 0.002, 0.01]], dtype=torch.float64)
-    s_n = torch.tensor([[0.05, 0.01, 0.004], [0.01, 0.04, 0.0], [0.004, 0.0, 0.06]], dtype=torch.float64)
+    y, mu, s_mu, s_n = _color_case()
     d = y - mu
     expected = 0.5 * (d @ torch.linalg.inv(s_mu + s_n) @ d + torch.logdet(s_n) + torch.trace(torch.linalg.inv(s_n) @ s_mu))
     got = constrained_nll(_px(y.tolist()), _px(mu.tolist()), _cov(s_mu.tolist()), _cov(s_n.tolist()))
@@ -36,10 +42,7 @@ def test_color_nll_and_fusion_by_hand():
 
 def test_exact_nll_by_hand_and_below_eq8():
     """The exact likelihood's log|Σμ+Σn| is at most eq. 8's log|Σn| + tr(Σn⁻¹Σμ), equal as Σμ → 0."""
-    y = torch.tensor([0.6, 0.4, 0.5], dtype=torch.float64)
-    mu = torch.tensor([0.5, 0.5, 0.45], dtype=torch.float64)
-    s_mu = torch.tensor([[0.02, 0.005, 0.0], [0.005, 0.03, 0.002], [0.0, 0.002, 0.01]], dtype=torch.float64)
-    s_n = torch.tensor([[0.05, 0.01, 0.004], [0.01, 0.04, 0.0], [0.004, 0.0, 0.06]], dtype=torch.float64)
+    y, mu, s_mu, s_n = _color_case()
     d = y - mu
     expected = 0.5 * (d @ torch.linalg.inv(s_mu + s_n) @ d + torch.logdet(s_mu + s_n))
     args = (_px(y.tolist()), _px(mu.tolist()), _cov(s_mu.tolist()), _cov(s_n.tolist()))
