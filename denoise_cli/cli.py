@@ -353,15 +353,15 @@ def fit(
         help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
-    noise_cov: Annotated[str, typer.Option(help="Noise covariance: diagonal (channels independent; learns camera "
-                                                "noise closer than full does), full (cross-channel terms, e.g. for "
-                                                "MG noise); auto, kept for older scripts, is diagonal.")] = "diagonal",
+    noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
+                                                "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
+                                                "real mode, diagonal in synthetic mode.")] = "auto",
     noise_lr: Annotated[Optional[float], typer.Option(
         help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
              "mode].", show_default=False)] = None,
     likelihood: Annotated[str, typer.Option(
         help="Training likelihood: constrained (the paper's eq. 8), exact (log|Σμ+Σn|, which does not push D-BSN's "
-             "error into the noise model), or auto: constrained in synthetic mode, exact in real mode.")] = "auto",
+             "error into the noise model; closer on synthetic camera noise, collapsed on DND photos), or auto: constrained.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -378,7 +378,7 @@ def fit(
     if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
             or noise_cov not in ("auto", "full", "diagonal") or likelihood not in ("auto", "constrained", "exact")):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
-                   "--noise-cov diagonal|full, --likelihood auto|constrained|exact")
+                   "--noise-cov auto|full|diagonal, --likelihood auto|constrained|exact")
     if noise_lr is not None and not noise_lr > 0:
         raise fail("--noise-lr must be a positive multiple of --lr")
     r = Run(run)
@@ -394,7 +394,7 @@ def fit(
             mode = auto if mode == "auto" else mode
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
-                            noise_cov="diagonal" if noise_cov == "auto" else noise_cov, noise_lr=noise_lr,
+                            noise_cov=None if noise_cov == "auto" else noise_cov, noise_lr=noise_lr,
                             likelihood=None if likelihood == "auto" else likelihood)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
                   f"covariance (lr ×{cfg.noise_lr:g}), {cfg.likelihood} likelihood, on {dev}", highlight=False)

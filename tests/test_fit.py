@@ -81,14 +81,16 @@ def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_tr
 
 
 def test_real_mode_trains_with_the_exact_likelihood_and_sigma_mu_per_group():
-    """Real mode's loss (phase C) is the exact Gaussian likelihood with Σμ scaled per Bayer group; synthetic
-    mode keeps the paper's eq. 8 and one Σμ."""
+    """Real mode with --likelihood exact: phase C's loss is the exact Gaussian likelihood with Σμ scaled per Bayer
+    group; both modes default to the paper's eq. 8 and one Σμ."""
     from denoise_cli.likelihood import covariance, gaussian_nll
 
     assert (FitConfig(mode="synthetic", channels=3).likelihood, FitConfig(mode="synthetic", channels=3).group_sigma_mu
             ) == ("constrained", False)
-    cfg = FitConfig(mode="real", channels=3)
-    assert (cfg.likelihood, cfg.group_sigma_mu) == ("exact", True)
+    assert (FitConfig(mode="real", channels=3).likelihood, FitConfig(mode="real", channels=3).group_sigma_mu
+            ) == ("constrained", False)  # exact collapsed Σn on the DND photos: opt-in
+    cfg = FitConfig(mode="real", channels=3, likelihood="exact")
+    assert cfg.group_sigma_mu
     torch.manual_seed(0)
     stage = Stage1(cfg, torch.device("cpu"))
     with torch.no_grad():
@@ -125,10 +127,10 @@ def test_fit_color_real_mode(tmp_path):
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"  # auto, real mode too
+    assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
     assert json.loads((run / "config.json").read_text())["noise_lr"] == 1.0  # auto, real mode
-    assert json.loads((run / "config.json").read_text())["likelihood"] == "exact"  # auto, real mode
-    assert load_stage1(Run(run)).mu_scale is not None  # Σμ's per-group scales are saved and restored
+    assert json.loads((run / "config.json").read_text())["likelihood"] == "constrained"  # auto
+    assert load_stage1(Run(run)).mu_scale is None
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each

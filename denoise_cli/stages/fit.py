@@ -6,8 +6,8 @@ makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by t
 likelihood (eq. 8) with μ held; (C) everything jointly by eq. 8 at a 10× lower rate. Bayes
 fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pd.py),
 with one noise model per Bayer group, and guided-filtered after upsampling. There D-BSN's error on
-the small sub-images exceeds the camera noise, eq. 8's assumption |Σn| ≫ |Σμ| fails, so real mode
-trains B and C with the exact likelihood and a per-group scale of Σμ instead (see FitConfig).
+the small sub-images exceeds the camera noise and eq. 8's assumption |Σn| ≫ |Σμ| fails; the exact
+likelihood with a per-group scale of Σμ is an option (see FitConfig), not yet the default.
 
 Nothing here looks at clean images: no early stopping, no checkpoint choice, no tuning.
 """
@@ -55,30 +55,30 @@ class FitConfig:
     # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (benchmarks/RESULTS.md)
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
-    # Σn without or with cross-channel terms. Diagonal, as the authors use for AWGN/HG: a full factor soaks up the part
-    # of D-BSN's error shared by the channels, in synthetic mode and in real mode too, where on synthetic camera noise
-    # (whose channels demosaicking does correlate) full read σ up to 3.4× the truth (diagonal 2×) and gave 1.5–1.6 dB
-    # less in stage 1 (benchmarks/results/real_sigma.md). Full suits cross-channel noise such as MG.
-    noise_cov: Literal["full", "diagonal"] = "diagonal"
+    # Σn without or with cross-channel terms; None: full in real mode (demosaicking correlates the channels), diagonal
+    # in synthetic mode, as the authors use for AWGN/HG (on synthetic camera noise diagonal measured better with the
+    # exact likelihood, benchmarks/results/real_sigma.md, but that likelihood is not real mode's default: see below)
+    noise_cov: Literal["full", "diagonal"] | None = None
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
     # the noise model's learning rate as a multiple of D-BSN's; None: 3 in synthetic mode, where it brought HG's σ(x)
     # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
     # 25-minute DND fits at 3 read σ 21–43 against 13–30 at 1, noisy minus stage 1 being 7–12 (benchmarks/RESULTS.md)
     noise_lr: float | None = None
-    # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: constrained in
-    # synthetic mode, exact in real mode, where D-BSN's error on the 4× smaller sub-images exceeds the camera noise and
-    # eq. 8 read Σn at 3–9× the true noise, over-smoothing stage 1 below the noisy input (benchmarks/RESULTS.md)
+    # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: constrained. Exact
+    # read synthetic camera noise far closer (eq. 8 put D-BSN's error into Σn, 2.7–8.2× the truth) but on the DND photos
+    # it let Σn collapse to σ 0.5–2.7 against a blind estimate of 7–10 (benchmarks/RESULTS.md), so it is opt-in
     likelihood: Literal["constrained", "exact"] | None = None
-    group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: in real mode
-
+    group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: real mode + exact
     def __post_init__(self) -> None:
         if self.noise_lr is None:
             self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
+        if self.noise_cov is None:
+            self.noise_cov = "full" if self.mode == "real" else "diagonal"
         if self.likelihood is None:
-            self.likelihood = "constrained" if self.mode == "synthetic" else "exact"
+            self.likelihood = "constrained"
         if self.group_sigma_mu is None:
-            self.group_sigma_mu = self.mode == "real"
+            self.group_sigma_mu = self.mode == "real" and self.likelihood == "exact"
 
     @property
     def groups(self) -> int:
