@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     ap.add_argument("--arch", default="small")
     ap.add_argument("--noise-cov", default="diagonal", choices=["full", "diagonal"],
-                    help="diagonal, as `fit` chooses by default")
+                    help="diagonal, as `fit` chooses in synthetic mode")
     ap.add_argument("--patch", type=int, default=FitConfig.patch, help="training patch side (paper: 96)")
     ap.add_argument("--batch", type=int, default=FitConfig.batch, help="patches per step")
     ap.add_argument("--ring-skip", action=argparse.BooleanOptionalAction, default=True,

@@ -122,12 +122,8 @@ def score(run: Run, noise: str, limit: int) -> list[dict]:
     return rows
 
 
-def fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}"
-
-
-def fmt2(v: float | None) -> str:
-    return "—" if v is None else f"{v:.2f}"
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 def main() -> None:
@@ -156,8 +152,8 @@ def main() -> None:
               "| fit run | likelihood, Σμ, Σn | noise (N) | noisy | stage 1 |", "|---|---|---|---:|---:|"]
     for r in {r["run"]: r for r in rows}.values():
         lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r['noise']} ({r['images']}) "
-                     f"| {fmt2(r['noisy_psnr'])} / {fmt2(r['noisy_psnr_render'])} "
-                     f"| {fmt2(r['stage1_psnr'])} / {fmt2(r['stage1_psnr_render'])} |")
+                     f"| {fmt(r['noisy_psnr'], 2)} / {fmt(r['noisy_psnr_render'], 2)} "
+                     f"| {fmt(r['stage1_psnr'], 2)} / {fmt(r['stage1_psnr_render'], 2)} |")
     write_table("real_sigma", rows, lines)
 
 

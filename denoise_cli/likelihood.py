@@ -61,13 +61,18 @@ def _vec(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).unsqueeze(-1)
 
 
+def _mahalanobis(y: torch.Tensor, mu: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y−μ)ᵀ Σ⁻¹ (y−μ) per pixel for the total covariance Σ, and |Σ|: the term both likelihoods share."""
+    d = _vec(y - mu)
+    total_inv, total_det = inv_det(total)
+    return (d.transpose(-1, -2) @ total_inv @ d)[..., 0, 0], total_det
+
+
 def constrained_nll(y: torch.Tensor, mu: torch.Tensor, sigma_mu: torch.Tensor, sigma_n: torch.Tensor) -> torch.Tensor:
     """Eq. 8, averaged over pixels:
     ½ (y−μ)ᵀ(Σμ+Σn)⁻¹(y−μ) + ½ log|Σn| + ½ tr(Σn⁻¹ Σμ)."""
-    d = _vec(y - mu)
-    total_inv, _ = inv_det(sigma_mu + sigma_n)
+    maha, _ = _mahalanobis(y, mu, sigma_mu + sigma_n)
     n_inv, n_det = inv_det(sigma_n)
-    maha = (d.transpose(-1, -2) @ total_inv @ d)[..., 0, 0]
     trace = (n_inv * sigma_mu.transpose(-1, -2)).sum((-1, -2))  # tr(AB) = Σ A ∘ Bᵀ
     return 0.5 * (maha + torch.log(n_det) + trace).mean()
 
@@ -76,9 +81,7 @@ def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, sigma_mu: torch.Tensor, sigm
     """The exact negative log-likelihood of y ~ N(μ, Σμ+Σn), averaged over pixels (constant dropped):
     ½ (y−μ)ᵀ(Σμ+Σn)⁻¹(y−μ) + ½ log|Σμ+Σn|. Eq. 8 is its first-order form for |Σn| ≫ |Σμ|; where D-BSN's
     error is not small against the noise, that form's extra tr(Σn⁻¹Σμ) − log|I + Σn⁻¹Σμ| ≥ 0 pushes Σn up."""
-    d = _vec(y - mu)
-    total_inv, total_det = inv_det(sigma_mu + sigma_n)
-    maha = (d.transpose(-1, -2) @ total_inv @ d)[..., 0, 0]
+    maha, total_det = _mahalanobis(y, mu, sigma_mu + sigma_n)
     return 0.5 * (maha + torch.log(total_det)).mean()
 
 
