@@ -137,6 +137,23 @@ def test_fit_color_real_mode(tmp_path):
     assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
 
 
+def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path):
+    """--likelihood exact in real mode adds GroupScale: its trained scales reach the checkpoint, come back in
+    load_stage1 (distill's path) and carry on training on --resume."""
+    d = noisy_folder(tmp_path, 3)
+    run = tmp_path / "run"
+    args = ("fit", str(d), "--run", str(run), "--patch", "8", "--batch", "16", "--likelihood", "exact")
+    r = run_cli(*args, "--iterations", "5")
+    assert r.returncode == 0, r.stderr
+    assert b"exact likelihood" in r.stderr
+    first = load_stage1(Run(run)).mu_scale.log_scale.detach().clone()
+    assert (first != 0).any()  # phases B and C trained it (it starts at 0) and the checkpoint kept it
+    r = run_cli(*args, "--iterations", "8", "--resume")
+    assert r.returncode == 0, r.stderr
+    again = load_stage1(Run(run)).mu_scale.log_scale.detach()
+    assert (again != first).any()
+
+
 def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path):
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
