@@ -56,7 +56,7 @@ def blind_spot_maps(stage, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tuple(pd_up(a)[0, :, :h, :w].numpy().transpose(1, 2, 0) for a in (mu, var_mu))
 
 
-def gather(run: Run, noise: str, limit: int) -> tuple[dict[str, np.ndarray], dict[str, float | None]]:
+def gather(run: Run, clean_dir: Path, noise: str, limit: int) -> tuple[dict[str, np.ndarray], dict[str, float | None]]:
     """Per pixel (all images concatenated): group, noise-free value, and the squared quantities compared;
     and mean PSNRs of the noisy and the run's stage-1 images against the clean and the noise-free render."""
     stage = load_stage1(run)
@@ -66,7 +66,7 @@ def gather(run: Run, noise: str, limit: int) -> tuple[dict[str, np.ndarray], dic
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("group", "render", "var_n", "var_mu", "res", "err", "true")}
     scores: dict[str, list[float]] = {k: [] for k in ("noisy_psnr", "stage1_psnr", "noisy_psnr_render",
                                                       "stage1_psnr_render")}
-    for name, clean, noisy in synthetic_pairs(DATA / "test" / "CBSD68", noise, 0, limit):
+    for name, clean, noisy in synthetic_pairs(clean_dir, noise, 0, limit):
         render = camera_render(clean.astype(np.float64), iso).astype(np.float32)
         denoised = run.path / "denoised" / f"{Path(name).stem}.png"
         for key, image in (("noisy", noisy), ("stage1", read_image(denoised).pixels if denoised.exists() else None)):
@@ -91,9 +91,9 @@ def sigma(values: np.ndarray) -> float | None:
     return float(np.sqrt(values.mean()) * 255) if len(values) >= MIN_PIXELS else None
 
 
-def score(run: Run, noise: str, limit: int) -> list[dict]:
+def score(run: Run, clean_dir: Path, noise: str, limit: int) -> list[dict]:
     """One row per Bayer group and channel."""
-    px, psnrs = gather(run, noise, limit)
+    px, psnrs = gather(run, clean_dir, noise, limit)
     cfg = saved_config(run)
     setting = (f"{'eq. 8' if cfg.likelihood == 'constrained' else 'exact'}, Σμ {'per group' if cfg.group_sigma_mu else 'shared'}"
                f", Σn {cfg.noise_cov}")
@@ -112,8 +112,9 @@ def score(run: Run, noise: str, limit: int) -> list[dict]:
             if report is not None:
                 curve = list(report["sigma"].values())[g][c]
                 flat = float(np.interp(MID, report["levels"], curve))
-            rows.append({"row": f"{run.path.name}/g{g}/{CHANNELS[c]}", "run": run.path.name, "noise": noise,
-                         "images": limit, "fit": setting, "group": g, "site": SITES[g] if px["group"].max() == 3 else "all",
+            rows.append({"row": f"{run.path.name}/g{g}/{CHANNELS[c]}", "run": run.path.name, "set": clean_dir.name,
+                         "noise": noise, "images": limit, "fit": setting, "group": g,
+                         "site": SITES[g] if px["group"].max() == 3 else "all",
                          "channel": CHANNELS[c], "true": [true[lv] for lv in LEVELS],
                          "sigma_n": [learned[lv] for lv in LEVELS],
                          "sigma_mu": sigma(px["var_mu"][mid, c]), "residual": sigma(px["res"][mid, c]),
@@ -130,28 +131,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="real-mode fit run folders (fitted on the synth set below)")
     ap.add_argument("--noise", default="camera:1600", help="the camera:ISO spec the runs' images were made with")
-    ap.add_argument("--limit", type=int, default=16, help="first N CBSD68 images (seed 0, as `synth` made them)")
+    ap.add_argument("--clean", type=Path, default=DATA / "test" / "CBSD68",
+                    help="the clean images `synth` made the runs' noisy images from (default: CBSD68)")
+    ap.add_argument("--limit", type=int, default=16, help="first N clean images (seed 0, as `synth` made them)")
     args = ap.parse_args()
     if parse_spec(args.noise).kind != "camera":
         ap.error("--noise must be camera:ISO")
-    new = [r for path in args.runs for r in score(Run(path), args.noise, args.limit)]
+    new = [r for path in args.runs for r in score(Run(path), args.clean, args.noise, args.limit)]
     rows = merge_rows(RESULTS / "real_sigma.json", new, key="row")
     levels = " / ".join(f"{lv:g}" for lv in LEVELS)
     lines = ["Real mode: learned noise σ against the true camera noise (noisy − noise-free render), per Bayer "
-             f"group and channel; CBSD68, first N images, seed 0; σ on the 0–255 scale at x = {levels}", "",
-             "| fit run | likelihood, Σμ, Σn | noise (N) | group | ch | true σ | learned Σn σ | max error | report σ(0.5) "
+             f"group and channel; first N images of the set, seed 0; σ on the 0–255 scale at x = {levels}", "",
+             "| fit run | likelihood, Σμ, Σn | set, noise (N) | group | ch | true σ | learned Σn σ | max error | report σ(0.5) "
              "| Σμ (0.5) | y−μ (0.5) | true render−μ (0.5) |",
              "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         err = "—" if r["max_rel_error"] is None else f"{100 * r['max_rel_error']:.0f} %"
-        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r['noise']} ({r['images']}) | {r['site']} | {r['channel']} | "
+        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r.get('set', 'CBSD68')} {r['noise']} ({r['images']}) "
+                     f"| {r['site']} | {r['channel']} | "
                      + " / ".join(map(fmt, r["true"])) + " | " + " / ".join(map(fmt, r["sigma_n"]))
                      + f" | {err} | {fmt(r['report'])} | {fmt(r['sigma_mu'])} | {fmt(r['residual'])} "
                        f"| {fmt(r['mu_error'])} |")
     lines += ["", "PSNR of the same images (dB), against the clean image / against the noise-free render:", "",
-              "| fit run | likelihood, Σμ, Σn | noise (N) | noisy | stage 1 |", "|---|---|---|---:|---:|"]
+              "| fit run | likelihood, Σμ, Σn | set, noise (N) | noisy | stage 1 |", "|---|---|---|---:|---:|"]
     for r in {r["run"]: r for r in rows}.values():
-        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r['noise']} ({r['images']}) "
+        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r.get('set', 'CBSD68')} {r['noise']} ({r['images']}) "
                      f"| {fmt(r['noisy_psnr'], 2)} / {fmt(r['noisy_psnr_render'], 2)} "
                      f"| {fmt(r['stage1_psnr'], 2)} / {fmt(r['stage1_psnr_render'], 2)} |")
     write_table("real_sigma", rows, lines)
