@@ -362,6 +362,10 @@ def fit(
     likelihood: Annotated[str, typer.Option(
         help="Training likelihood: constrained (the paper's eq. 8), exact (log|Σμ+Σn|, which does not push D-BSN's "
              "error into the noise model; closer on synthetic camera noise, collapsed on DND photos), or auto: constrained.")] = "auto",
+    sigma_mu_start: Annotated[str, typer.Option(
+        help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start, no cross-channel terms), "
+             "large (≈33/255, fit's start before 2026-12-01), or auto: small in real mode, large in synthetic "
+             "mode.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -376,9 +380,10 @@ def fit(
 
     budget = _budget(time_budget, iterations)
     if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
-            or noise_cov not in ("auto", "full", "diagonal") or likelihood not in ("auto", "constrained", "exact")):
+            or noise_cov not in ("auto", "full", "diagonal") or likelihood not in ("auto", "constrained", "exact")
+            or sigma_mu_start not in ("auto", "small", "large")):
         raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
-                   "--noise-cov auto|full|diagonal, --likelihood auto|constrained|exact")
+                   "--noise-cov auto|full|diagonal, --likelihood auto|constrained|exact, --sigma-mu-start auto|small|large")
     if noise_lr is not None and not noise_lr > 0:
         raise fail("--noise-lr must be a positive multiple of --lr")
     r = Run(run)
@@ -395,9 +400,11 @@ def fit(
             cfg = FitConfig(mode=mode, channels=channels, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed,
                             gamma=gamma, guide=guide, ring_skip=ring_skip,
                             noise_cov=None if noise_cov == "auto" else noise_cov, noise_lr=noise_lr,
-                            likelihood=None if likelihood == "auto" else likelihood)
+                            likelihood=None if likelihood == "auto" else likelihood,
+                            sigma_mu_start=None if sigma_mu_start == "auto" else sigma_mu_start)
         err.print(f"fit: {cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, {cfg.noise_cov} noise "
-                  f"covariance (lr ×{cfg.noise_lr:g}), {cfg.likelihood} likelihood, on {dev}", highlight=False)
+                  f"covariance (lr ×{cfg.noise_lr:g}), {cfg.likelihood} likelihood, Σμ starting {cfg.sigma_mu_start}, "
+                  f"on {dev}", highlight=False)
         with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                       transient=True) as bar:
             task = bar.add_task("x", total=None)

@@ -51,6 +51,21 @@ def test_ring_mean_averages_the_eight_neighbours_only():
     assert torch.allclose(ring_mean(torch.full((1, 1, 4, 4), 0.3)), torch.full((1, 1, 4, 4), 0.3))  # edges too
 
 
+def test_a_small_sigma_mu_start_is_flat_and_channel_independent_whatever_the_input():
+    """"small": Σμ starts at softplus(−4) + 1e-3 on the diagonal and nothing else, until the likelihood trains it;
+    "large" (the default, and what checkpoints saved before the option load with) starts ~7× higher, with
+    cross-channel terms from D-BSN's features."""
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 12, 12)
+    _, l_small = DBSN(DBSNConfig(3, **ARCHS["small"], sigma_mu_start="small"))(y)
+    start = torch.nn.functional.softplus(torch.tensor(-4.0)) + 1e-3
+    assert torch.allclose(l_small, start * torch.eye(3).expand_as(l_small))
+    _, l_large = DBSN(DBSNConfig(3, **ARCHS["small"]))(y)
+    assert (l_large[..., 1, 0] != 0).any() and l_large[..., 0, 0].mean() > 5 * start
+    assert DBSNConfig.from_dict({"channels": "3", "width": "32", "modules": "5"}).sigma_mu_start == "large"
+    assert DBSNConfig.from_dict(DBSNConfig(sigma_mu_start="small").to_dict()).sigma_mu_start == "small"
+
+
 def test_checkpoints_saved_before_ring_skip_load_as_plain_dbsn():
     assert DBSNConfig.from_dict({"channels": "3", "width": "32", "modules": "5"}).ring_skip is False
     assert DBSNConfig.from_dict({**DBSNConfig().to_dict()}).ring_skip is True

@@ -78,6 +78,8 @@ def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_tr
     run.write_config({"stage": "fit", "mode": "real", "channels": 3})  # saved before noise_cov existed: full Σn
     assert saved_config(run).noise_cov == "full"
     assert (cfg.likelihood, cfg.group_sigma_mu) == ("constrained", False)
+    assert saved_config(run).sigma_mu_start == cfg.sigma_mu_start == "large"  # before the option: Σμ started large
+    assert FitConfig(mode="real", channels=3).sigma_mu_start == "small"
 
 
 def test_real_mode_trains_with_the_exact_likelihood_and_sigma_mu_per_group():
@@ -130,6 +132,8 @@ def test_fit_color_real_mode(tmp_path):
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
     assert json.loads((run / "config.json").read_text())["noise_lr"] == 1.0  # auto, real mode
     assert json.loads((run / "config.json").read_text())["likelihood"] == "constrained"  # auto
+    assert json.loads((run / "config.json").read_text())["sigma_mu_start"] == "small"  # auto, real mode
+    assert load_stage1(Run(run)).dbsn.config.sigma_mu_start == "small"
     assert load_stage1(Run(run)).mu_scale is None
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
@@ -161,6 +165,7 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
                 "--mode", "synthetic")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"
+    assert json.loads((run / "config.json").read_text())["sigma_mu_start"] == "large"  # auto, synthetic mode
     stage = load_stage1(Run(run))  # the saved run rebuilds with the same shape (distill does this)
     L = stage.noise(torch.rand(1, 3, 4, 4), 0)
     assert (L[..., 1, 0] == 0).all() and (L[..., 2, :2] == 0).all()
@@ -170,9 +175,13 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
                    "--noise-lr", "0").returncode == 2
     assert run_cli("fit", str(d), "--run", str(tmp_path / "z"), "--iterations", "1",
                    "--likelihood", "approximate").returncode == 2
+    assert run_cli("fit", str(d), "--run", str(tmp_path / "w"), "--iterations", "1",
+                   "--sigma-mu-start", "medium").returncode == 2
     r = run_cli("fit", str(d), "--run", str(tmp_path / "full"), "--iterations", "1", "--patch", "16", "--batch", "2",
-                "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2", "--likelihood", "exact")
+                "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2", "--likelihood", "exact",
+                "--sigma-mu-start", "small")
     assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["sigma_mu_start"] == "small"
     assert json.loads((tmp_path / "full" / "config.json").read_text())["noise_lr"] == 2.0
     assert json.loads((tmp_path / "full" / "config.json").read_text())["likelihood"] == "exact"
     L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)

@@ -28,13 +28,21 @@ class DBSNConfig:
     width: int = 32
     modules: int = 5  # MDC modules per branch (paper: 7)
     ring_skip: bool = True  # μ = mean of the 8 neighbours + learned residual (False: the paper's plain μ)
+    sigma_mu_start: str = "large"  # Σμ where the likelihood phase begins: SIGMA_MU_START's keys
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DBSNConfig":
-        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]), str(d.get("ring_skip", False)) == "True")
+        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]), str(d.get("ring_skip", False)) == "True",
+                   str(d.get("sigma_mu_start", "large")))
+
+
+#: Σμ's softplus offset (tril_from_params) for each start. "large": σ ≈ 33/255 from whatever D-BSN's features give
+#: (μ untrusted, fusion ≈ y). "small": σ ≈ 4.6/255, the authors' start, and no cross-channel or feature-dependent
+#: terms until the likelihood trains them (the Σμ rows of the last conv start at zero; phase A's MSE never moves them).
+SIGMA_MU_START = {"large": 2.0, "small": 4.0}
 
 
 #: "paper": the paper's 7 MDC modules per branch at 64 channels; "small": trains usefully on a CPU.
@@ -92,6 +100,11 @@ class DBSN(nn.Module):
         self.branch5 = nn.Sequential(MaskedConv2d(w, w, 5), nn.ReLU(inplace=True), *[MDC(w, 3) for _ in range(n)])
         self.tail = nn.Sequential(nn.Conv2d(2 * w, w, 1), nn.ReLU(inplace=True), nn.Conv2d(w, w, 1),
                                   nn.ReLU(inplace=True), nn.Conv2d(w, c + cholesky_params(c), 1))
+        self.sigma_offset = SIGMA_MU_START[config.sigma_mu_start]
+        if config.sigma_mu_start == "small":
+            with torch.no_grad():
+                self.tail[-1].weight[c:].zero_()
+                self.tail[-1].bias[c:].zero_()
 
     def forward(self, y: torch.Tensor, hold_mean: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """μ and the Cholesky factor of Σμ. With hold_mean, Σμ is computed from detached features, so a
@@ -102,9 +115,7 @@ class DBSN(nn.Module):
         out_mu = F.conv2d(h, w[:c], b[:c])
         out_sigma = F.conv2d(h.detach() if hold_mean else h, w[c:], b[c:])
         mu = out_mu + ring_mean(y) if self.config.ring_skip else out_mu
-        # Σμ starts large (softplus(−2) ≈ 0.13, i.e. μ untrusted and fusion ≈ y) and is learned down;
-        # starting it small makes the first likelihood steps explode wherever μ is still poor.
-        return mu, tril_from_params(out_sigma, c, offset=2.0)
+        return mu, tril_from_params(out_sigma, c, offset=self.sigma_offset)
 
 
 def build_dbsn(channels: int = 3, arch: str = "small") -> DBSN:

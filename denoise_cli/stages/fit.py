@@ -70,6 +70,11 @@ class FitConfig:
     # it let Σn collapse to σ 0.5–2.7 against a blind estimate of 7–10 (benchmarks/RESULTS.md), so it is opt-in
     likelihood: Literal["constrained", "exact"] | None = None
     group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: real mode + exact
+    # Σμ at the start of phase B (models.dbsn.SIGMA_MU_START). None: small in real mode, where starting large and
+    # with D-BSN's cross-channel terms made eq. 8's trace term spike and left Σn stuck above its own optimum
+    # (benchmarks/RESULTS.md); large in synthetic mode, whose measured results were made with it
+    sigma_mu_start: Literal["large", "small"] | None = None
+
     def __post_init__(self) -> None:
         if self.noise_lr is None:
             self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
@@ -79,6 +84,8 @@ class FitConfig:
             self.likelihood = "constrained"
         if self.group_sigma_mu is None:
             self.group_sigma_mu = self.mode == "real" and self.likelihood == "exact"
+        if self.sigma_mu_start is None:
+            self.sigma_mu_start = "small" if self.mode == "real" else "large"
 
     @property
     def groups(self) -> int:
@@ -117,7 +124,8 @@ class Stage1:
 
     def __init__(self, cfg: FitConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
-        self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch], ring_skip=cfg.ring_skip)).to(device)
+        self.dbsn = DBSN(DBSNConfig(cfg.channels, **ARCHS[cfg.arch], ring_skip=cfg.ring_skip,
+                                     sigma_mu_start=cfg.sigma_mu_start)).to(device)
         self.noise = NoiseModel(cfg.channels, cfg.groups, cfg.noise_cov == "diagonal").to(device)
         self.mu_scale = GroupScale(cfg.groups, cfg.channels).to(device) if cfg.group_sigma_mu else None
 
@@ -250,7 +258,7 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
     legacy = {"ring_skip": False, "noise_cov": "full", "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0,
-              "likelihood": "constrained", "group_sigma_mu": False}
+              "likelihood": "constrained", "group_sigma_mu": False, "sigma_mu_start": "large"}
     saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
