@@ -96,7 +96,7 @@ def score(run: Run, clean_dir: Path, noise: str, limit: int) -> list[dict]:
     px, psnrs = gather(run, clean_dir, noise, limit)
     cfg = saved_config(run)
     setting = (f"{'eq. 8' if cfg.likelihood == 'constrained' else 'exact'}, Σμ {'per group' if cfg.group_sigma_mu else 'shared'}"
-               f", Σn {cfg.noise_cov}")
+               f", Σn {cfg.noise_cov}, Σμ starts {cfg.sigma_mu_start}")
     report_path = run.path / "noise_report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     rows = []
