@@ -127,6 +127,12 @@ def fmt(v: float | None, digits: int = 1) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def run_cells(r: dict) -> str:
+    """The cells both tables start a row with: run, its fit settings, and the set and noise it was scored on
+    (rows scored before --clean existed were all on CBSD68)."""
+    return f"| {r['run']} | {r.get('fit', '—')} | {r.get('set', 'CBSD68')} {r['noise']} ({r['images']}) "
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="real-mode fit run folders (fitted on the synth set below)")
@@ -147,16 +153,14 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         err = "—" if r["max_rel_error"] is None else f"{100 * r['max_rel_error']:.0f} %"
-        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r.get('set', 'CBSD68')} {r['noise']} ({r['images']}) "
-                     f"| {r['site']} | {r['channel']} | "
+        lines.append(run_cells(r) + f"| {r['site']} | {r['channel']} | "
                      + " / ".join(map(fmt, r["true"])) + " | " + " / ".join(map(fmt, r["sigma_n"]))
                      + f" | {err} | {fmt(r['report'])} | {fmt(r['sigma_mu'])} | {fmt(r['residual'])} "
                        f"| {fmt(r['mu_error'])} |")
     lines += ["", "PSNR of the same images (dB), against the clean image / against the noise-free render:", "",
               "| fit run | likelihood, Σμ, Σn | set, noise (N) | noisy | stage 1 |", "|---|---|---|---:|---:|"]
     for r in {r["run"]: r for r in rows}.values():
-        lines.append(f"| {r['run']} | {r.get('fit', '—')} | {r.get('set', 'CBSD68')} {r['noise']} ({r['images']}) "
-                     f"| {fmt(r['noisy_psnr'], 2)} / {fmt(r['noisy_psnr_render'], 2)} "
+        lines.append(run_cells(r) + f"| {fmt(r['noisy_psnr'], 2)} / {fmt(r['noisy_psnr_render'], 2)} "
                      f"| {fmt(r['stage1_psnr'], 2)} / {fmt(r['stage1_psnr_render'], 2)} |")
     write_table("real_sigma", rows, lines)
 

@@ -129,12 +129,14 @@ def test_fit_color_real_mode(tmp_path):
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "config.json").read_text())["noise_cov"] == "full"  # auto, real mode
-    assert json.loads((run / "config.json").read_text())["noise_lr"] == 1.0  # auto, real mode
-    assert json.loads((run / "config.json").read_text())["likelihood"] == "constrained"  # auto
-    assert json.loads((run / "config.json").read_text())["sigma_mu_start"] == "small"  # auto, real mode
-    assert load_stage1(Run(run)).dbsn.config.sigma_mu_start == "small"
-    assert load_stage1(Run(run)).mu_scale is None
+    config = json.loads((run / "config.json").read_text())
+    assert config["noise_cov"] == "full"  # auto, real mode
+    assert config["noise_lr"] == 1.0  # auto, real mode
+    assert config["likelihood"] == "constrained"  # auto
+    assert config["sigma_mu_start"] == "small"  # auto, real mode
+    stage = load_stage1(Run(run))
+    assert stage.dbsn.config.sigma_mu_start == "small"
+    assert stage.mu_scale is None
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
@@ -164,8 +166,9 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2",
                 "--mode", "synthetic")
     assert r.returncode == 0, r.stderr
-    assert json.loads((run / "config.json").read_text())["noise_cov"] == "diagonal"
-    assert json.loads((run / "config.json").read_text())["sigma_mu_start"] == "large"  # auto, synthetic mode
+    config = json.loads((run / "config.json").read_text())
+    assert config["noise_cov"] == "diagonal"
+    assert config["sigma_mu_start"] == "large"  # auto, synthetic mode
     stage = load_stage1(Run(run))  # the saved run rebuilds with the same shape (distill does this)
     L = stage.noise(torch.rand(1, 3, 4, 4), 0)
     assert (L[..., 1, 0] == 0).all() and (L[..., 2, :2] == 0).all()
@@ -181,9 +184,10 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
                 "--mode", "synthetic", "--noise-cov", "full", "--noise-lr", "2", "--likelihood", "exact",
                 "--sigma-mu-start", "small")
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "full" / "config.json").read_text())["sigma_mu_start"] == "small"
-    assert json.loads((tmp_path / "full" / "config.json").read_text())["noise_lr"] == 2.0
-    assert json.loads((tmp_path / "full" / "config.json").read_text())["likelihood"] == "exact"
+    config = json.loads((tmp_path / "full" / "config.json").read_text())
+    assert config["sigma_mu_start"] == "small"
+    assert config["noise_lr"] == 2.0
+    assert config["likelihood"] == "exact"
     L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
     assert (L[..., 1, 0] != 0).any()  # the full factor has cross-channel terms
 
