@@ -354,14 +354,15 @@ def fit(
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
     noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
-                                                "diagonal (channels independent, e.g. AWGN/HG), or auto: full in "
-                                                "real mode, diagonal in synthetic mode.")] = "auto",
+                                                "diagonal (channels independent, e.g. AWGN/HG), or auto: diagonal, "
+                                                "full with --likelihood constrained in real mode.")] = "auto",
     noise_lr: Annotated[Optional[float], typer.Option(
         help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
              "mode].", show_default=False)] = None,
     likelihood: Annotated[str, typer.Option(
         help="Training likelihood: constrained (the paper's eq. 8), exact (log|Σμ+Σn|, which does not push D-BSN's "
-             "error into the noise model; closer on synthetic camera noise, collapsed on DND photos), or auto: constrained.")] = "auto",
+             "error into the noise model; Σμ scaled per Bayer group in real mode), or auto: exact in real mode, "
+             "constrained in synthetic mode.")] = "auto",
     sigma_mu_start: Annotated[str, typer.Option(
         help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start, no cross-channel terms), "
              "large (≈33/255, fit's start before 2026-12-01), or auto: small in real mode, large in synthetic "

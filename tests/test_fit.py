@@ -83,16 +83,16 @@ def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_tr
 
 
 def test_real_mode_trains_with_the_exact_likelihood_and_sigma_mu_per_group():
-    """Real mode with --likelihood exact: phase C's loss is the exact Gaussian likelihood with Σμ scaled per Bayer
-    group; both modes default to the paper's eq. 8 and one Σμ."""
+    """Real mode's default: phase C's loss is the exact Gaussian likelihood with Σμ scaled per Bayer group and a
+    diagonal Σn; synthetic mode keeps the paper's eq. 8 and one Σμ, and real mode with eq. 8 its full Σn."""
     from denoise_cli.likelihood import covariance, gaussian_nll
 
-    assert (FitConfig(mode="synthetic", channels=3).likelihood, FitConfig(mode="synthetic", channels=3).group_sigma_mu
-            ) == ("constrained", False)
-    assert (FitConfig(mode="real", channels=3).likelihood, FitConfig(mode="real", channels=3).group_sigma_mu
-            ) == ("constrained", False)  # exact collapsed Σn on the DND photos: opt-in
-    cfg = FitConfig(mode="real", channels=3, likelihood="exact")
-    assert cfg.group_sigma_mu
+    synthetic = FitConfig(mode="synthetic", channels=3)
+    assert (synthetic.likelihood, synthetic.group_sigma_mu, synthetic.noise_cov) == ("constrained", False, "diagonal")
+    eq8 = FitConfig(mode="real", channels=3, likelihood="constrained")
+    assert (eq8.group_sigma_mu, eq8.noise_cov) == (False, "full")
+    cfg = FitConfig(mode="real", channels=3)
+    assert (cfg.likelihood, cfg.group_sigma_mu, cfg.noise_cov) == ("exact", True, "diagonal")
     torch.manual_seed(0)
     stage = Stage1(cfg, torch.device("cpu"))
     with torch.no_grad():
@@ -130,13 +130,13 @@ def test_fit_color_real_mode(tmp_path):
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
     assert r.returncode == 0, r.stderr
     config = json.loads((run / "config.json").read_text())
-    assert config["noise_cov"] == "full"  # auto, real mode
+    assert config["noise_cov"] == "diagonal"  # auto, real mode
     assert config["noise_lr"] == 1.0  # auto, real mode
-    assert config["likelihood"] == "constrained"  # auto
+    assert config["likelihood"] == "exact"  # auto, real mode
     assert config["sigma_mu_start"] == "small"  # auto, real mode
     stage = load_stage1(Run(run))
     assert stage.dbsn.config.sigma_mu_start == "small"
-    assert stage.mu_scale is None
+    assert stage.mu_scale is not None  # Σμ per Bayer group
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
@@ -144,11 +144,11 @@ def test_fit_color_real_mode(tmp_path):
 
 
 def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path):
-    """--likelihood exact in real mode adds GroupScale: its trained scales reach the checkpoint, come back in
-    load_stage1 (distill's path) and carry on training on --resume."""
+    """Real mode's exact likelihood (its default) adds GroupScale: its trained scales reach the checkpoint, come back
+    in load_stage1 (distill's path) and carry on training on --resume."""
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
-    args = ("fit", str(d), "--run", str(run), "--patch", "8", "--batch", "16", "--likelihood", "exact")
+    args = ("fit", str(d), "--run", str(run), "--patch", "8", "--batch", "16")
     r = run_cli(*args, "--iterations", "5")
     assert r.returncode == 0, r.stderr
     assert b"exact likelihood" in r.stderr

@@ -2,12 +2,12 @@
 
 D-BSN predicts each pixel's clean value from its neighbours, N(μ, Σμ); CNNest predicts the noise
 covariance Σn from the noisy value. Training is staged as in the authors' code, which is what
-makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by the constrained
-likelihood (eq. 8) with μ held; (C) everything jointly by eq. 8 at a 10× lower rate. Bayes
+makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by the likelihood (the
+paper's constrained eq. 8, or the exact one) with μ held; (C) everything jointly at a 10× lower rate. Bayes
 fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pd.py),
 with one noise model per Bayer group, and guided-filtered after upsampling. There D-BSN's error on
-the small sub-images exceeds the camera noise and eq. 8's assumption |Σn| ≫ |Σμ| fails; the exact
-likelihood with a per-group scale of Σμ is an option (see FitConfig), not yet the default.
+the small sub-images exceeds the camera noise and eq. 8's assumption |Σn| ≫ |Σμ| fails, so real mode
+trains with the exact likelihood, Σμ scaled per Bayer group and starting small (see FitConfig).
 
 Nothing here looks at clean images: no early stopping, no checkpoint choice, no tuning.
 """
@@ -55,9 +55,9 @@ class FitConfig:
     # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (benchmarks/RESULTS.md)
     guide: Literal["self", "noisy"] = "noisy"
     ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
-    # Σn without or with cross-channel terms; None: full in real mode (demosaicking correlates the channels), diagonal
-    # in synthetic mode, as the authors use for AWGN/HG (on synthetic camera noise diagonal measured better with the
-    # exact likelihood, benchmarks/results/real_sigma.md, but that likelihood is not real mode's default: see below)
+    # Σn without or with cross-channel terms; None: diagonal, except full with eq. 8 in real mode (its default before
+    # 2026-12-01). With the exact likelihood diagonal read synthetic camera noise closer than full (0.17–1.73× the truth
+    # against 1.09–2.31×, Σμ starting large) and denoised better (31.34 dB against 29.72), benchmarks/results/real_sigma.md
     noise_cov: Literal["full", "diagonal"] | None = None
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
@@ -65,23 +65,24 @@ class FitConfig:
     # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
     # 25-minute DND fits at 3 read σ 21–43 against 13–30 at 1, noisy minus stage 1 being 7–12 (benchmarks/RESULTS.md)
     noise_lr: float | None = None
-    # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: constrained. Exact
-    # read synthetic camera noise far closer (eq. 8 put D-BSN's error into Σn, 2.7–8.2× the truth) but on the DND photos
-    # it let Σn collapse to σ 0.5–2.7 against a blind estimate of 7–10 (benchmarks/RESULTS.md), so it is opt-in
+    # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: exact in real mode,
+    # where D-BSN's error on the sub-images is as large as the noise or larger and eq. 8 counts it as noise: on synthetic
+    # camera noise, both with Σμ starting small, eq. 8 read 1.7–5.8× the truth and exact 0.8–2.5×, its stage 1 1.1–3.4 dB
+    # better (benchmarks/RESULTS.md); constrained in synthetic mode, whose measured results were made with it
     likelihood: Literal["constrained", "exact"] | None = None
     group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: real mode + exact
     # Σμ at the start of phase B (models.dbsn.SIGMA_MU_START). None: small in real mode, where starting large and
-    # with D-BSN's cross-channel terms made eq. 8's trace term spike and left Σn stuck above its own optimum
-    # (benchmarks/RESULTS.md); large in synthetic mode, whose measured results were made with it
+    # with D-BSN's cross-channel terms made eq. 8's trace term spike and left Σn stuck above its own optimum, and let
+    # the exact likelihood's Σn collapse (benchmarks/RESULTS.md); large in synthetic mode, whose results were made with it
     sigma_mu_start: Literal["large", "small"] | None = None
 
     def __post_init__(self) -> None:
         if self.noise_lr is None:
             self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
-        if self.noise_cov is None:
-            self.noise_cov = "full" if self.mode == "real" else "diagonal"
         if self.likelihood is None:
-            self.likelihood = "constrained"
+            self.likelihood = "exact" if self.mode == "real" else "constrained"
+        if self.noise_cov is None:
+            self.noise_cov = "full" if self.mode == "real" and self.likelihood == "constrained" else "diagonal"
         if self.group_sigma_mu is None:
             self.group_sigma_mu = self.mode == "real" and self.likelihood == "exact"
         if self.sigma_mu_start is None:
@@ -151,7 +152,7 @@ class Stage1:
 
     def loss(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
         """Phase A: blind-spot MSE for μ. Phase B: μ held (only the MSE trains it; the likelihood trains
-        the noise model and Σμ's output layer). Phase C: eq. 8 for everything, at a 10× lower rate."""
+        the noise model and Σμ's output layer). Phase C: the likelihood for everything, at a 10× lower rate."""
         if progress < self.cfg.phase_b:
             return F.mse_loss(self.dbsn(y)[0], y)
         hold = progress < self.cfg.phase_c
