@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--phases", default=None, help="B:C, budget fractions where phases B and C start [default: fit's]")
     ap.add_argument("--noise-lr", type=float, default=None,
                     help="the noise model's learning rate as a multiple of D-BSN's [default: fit's, 3 here]")
+    ap.add_argument("--sigma-mu-start", default=None, choices=["small", "large"],
+                    help="where D-BSN's Σμ starts [default: fit's, large here]")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -145,7 +147,7 @@ def main() -> None:
         phases = dict(zip(("phase_b", "phase_c"), map(float, args.phases.split(":")))) if args.phases else {}
         cfg = FitConfig(mode="synthetic", channels=channels, arch=args.arch, seed=args.seed,
                         patch=args.patch, batch=args.batch, ring_skip=args.ring_skip,
-                        noise_cov=args.noise_cov, noise_lr=args.noise_lr, **phases)
+                        noise_cov=args.noise_cov, noise_lr=args.noise_lr, sigma_mu_start=args.sigma_mu_start, **phases)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
@@ -158,7 +160,7 @@ def main() -> None:
         rows.append({
             "case": row_name(name, args.arch, args.suffix), "arch": args.arch,
             "patch": cfg.patch, "batch": cfg.batch, "noise_cov": cfg.noise_cov, "phases": [cfg.phase_b, cfg.phase_c],
-            "noise_lr": cfg.noise_lr,
+            "noise_lr": cfg.noise_lr, "sigma_mu_start": cfg.sigma_mu_start,
             "set": set_name, "noise": noise,
             "images": len(pairs),
             "stage1_psnr": float(np.mean([r.psnr for r in ours])), "stage1_ssim": float(np.mean([r.ssim for r in ours])),
@@ -214,7 +216,8 @@ def render(rows: list[dict], seed: int) -> str:
         spec_err, clipped = _errors(r, "sigma_learned")
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "") + (
-            f", Σn lr ×{r['noise_lr']:g}" if r.get("noise_lr", 1.0) != 1.0 else "")
+            f", Σn lr ×{r['noise_lr']:g}" if r.get("noise_lr", 1.0) != 1.0 else "") + (
+            f", Σμ starts {r['sigma_mu_start']}" if r.get("sigma_mu_start", "large") != "large" else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "
