@@ -25,6 +25,7 @@ from common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, 
 from denoise_cli.evaluate import synthetic_pairs
 from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
+from denoise_cli.models.dbsn import SIGMA_MU_START
 from denoise_cli.models.noise_model import NoiseModel
 from denoise_cli.likelihood import covariance
 from denoise_cli.noise import add_noise, parse_spec, quantize
@@ -123,7 +124,7 @@ def main() -> None:
     ap.add_argument("--phases", default=None, help="B:C, budget fractions where phases B and C start [default: fit's]")
     ap.add_argument("--noise-lr", type=float, default=None,
                     help="the noise model's learning rate as a multiple of D-BSN's [default: fit's, 3 here]")
-    ap.add_argument("--sigma-mu-start", default=None, choices=["small", "large"],
+    ap.add_argument("--sigma-mu-start", default=None, choices=list(SIGMA_MU_START),
                     help="where D-BSN's Σμ starts [default: fit's, large here]")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")
     ap.add_argument("--device", default="auto")
