@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -338,8 +338,8 @@ def fit(
     noisy_dir: Annotated[Path, typer.Argument(help="Folder of your noisy photos (any format denoise reads).",
                                               show_default=False)],
     run: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, metrics, denoised images, noise model.")],
-    mode: Annotated[str, typer.Option(help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
-    arch: Annotated[str, typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
+    mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
+    arch: Annotated[Literal["small", "paper"], typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(
@@ -349,21 +349,21 @@ def fit(
     batch: Annotated[int, typer.Option(help="Patches per step (sub-images per step in real mode).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
     gamma: Annotated[float, typer.Option(help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
-    guide: Annotated[str, typer.Option(
+    guide: Annotated[Literal["noisy", "self"], typer.Option(
         help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
-    noise_cov: Annotated[str, typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
+    noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
                                                 "diagonal (channels independent, e.g. AWGN/HG), or auto: diagonal, "
                                                 "full with --likelihood constrained in real mode.")] = "auto",
     noise_lr: Annotated[Optional[float], typer.Option(
         help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
              "mode].", show_default=False)] = None,
-    likelihood: Annotated[str, typer.Option(
+    likelihood: Annotated[Literal["auto", "constrained", "exact"], typer.Option(
         help="Training likelihood: constrained (the paper's eq. 8), exact (log|Σμ+Σn|, which does not push D-BSN's "
              "error into the noise model; Σμ scaled per Bayer group in real mode), or auto: exact in real mode, "
              "constrained in synthetic mode.")] = "auto",
-    sigma_mu_start: Annotated[str, typer.Option(
+    sigma_mu_start: Annotated[Literal["auto", "small", "large"], typer.Option(
         help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start, no cross-channel terms), "
              "large (≈33/255, fit's start before 2026-12-01), or auto: small in real mode, large in synthetic "
              "mode.")] = "auto",
@@ -380,11 +380,6 @@ def fit(
     from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
 
     budget = _budget(time_budget, iterations)
-    if (mode not in ("auto", "real", "synthetic") or arch not in ("small", "paper") or guide not in ("self", "noisy")
-            or noise_cov not in ("auto", "full", "diagonal") or likelihood not in ("auto", "constrained", "exact")
-            or sigma_mu_start not in ("auto", "small", "large")):
-        raise fail("--mode auto|real|synthetic, --arch small|paper, --guide self|noisy, "
-                   "--noise-cov auto|full|diagonal, --likelihood auto|constrained|exact, --sigma-mu-start auto|small|large")
     if noise_lr is not None and not noise_lr > 0:
         raise fail("--noise-lr must be a positive multiple of --lr")
     r = Run(run)
@@ -428,7 +423,7 @@ def distill(
              "are replicated to colour.", show_default=False)],
     fit_run: Annotated[Path, typer.Option("--fit", help="A finished `fit` run folder.")],
     out: Annotated[Optional[Path], typer.Option(help="Output run folder \\[default: FIT/model].")] = None,
-    arch: Annotated[str, typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
+    arch: Annotated[Literal["small", "full"], typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(
@@ -466,8 +461,6 @@ def distill(
     budget = _budget(time_budget, iterations)
     if not (fit_run / "noise_model.safetensors").exists():
         raise fail(f"{fit_run} is not a finished fit run (no noise_model.safetensors)")
-    if arch not in ("small", "full"):
-        raise fail("--arch small|full")
     try:
         scale = parse_noise_scale(noise_scale)
     except ValueError as e:

@@ -75,7 +75,7 @@ def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
     assert saved["lam"] == 0 and saved["precision"] == "bf16"
     entry = (run / "model" / "entry.toml").read_text()
     assert "--stage1-weight 0" in entry and "--precision bf16" in entry and "bf16)" in entry
-    for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"]):
+    for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"], ["--arch", "huge"]):
         r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", *bad, "--out", str(tmp_path / "other"))
         assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
 
