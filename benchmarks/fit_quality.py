@@ -25,13 +25,13 @@ from common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, 
 from denoise_cli.evaluate import synthetic_pairs
 from denoise_cli.inference import pick_device
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
-from denoise_cli.models.dbsn import SIGMA_MU_START
+from denoise_cli.models.dbsn import LEGACY_START, SIGMA_MU_START
 from denoise_cli.models.noise_model import NoiseModel
 from denoise_cli.likelihood import covariance
 from denoise_cli.noise import add_noise, parse_spec, quantize
 from denoise_cli.noise_report import images_sigma
 from denoise_cli.runs import Budget, Run, parse_duration
-from denoise_cli.stages.fit import FitConfig, fit, load_stage1
+from denoise_cli.stages.fit import FitConfig, fit, load_stage1, saved_config
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -153,6 +153,7 @@ def main() -> None:
         budget = Budget(None, parse_duration(args.budget))
         report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
         wall = time.perf_counter() - start
+        cfg = saved_config(run)  # a resumed run trains with its own saved settings, not this invocation's
         ours = score_saved(pairs, run.path / "denoised")
         bm3d = classical_scores(set_name, noise, args.seed, args.limit)
         levels = np.array(report["levels"])
@@ -218,7 +219,7 @@ def render(rows: list[dict], seed: int) -> str:
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "") + (
             f", Σn lr ×{r['noise_lr']:g}" if r.get("noise_lr", 1.0) != 1.0 else "") + (
-            f", Σμ starts {r['sigma_mu_start']}" if r.get("sigma_mu_start", "large") != "large" else "")
+            f", Σμ starts {r['sigma_mu_start']}" if r.get("sigma_mu_start", LEGACY_START) != LEGACY_START else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "

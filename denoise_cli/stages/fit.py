@@ -27,7 +27,7 @@ from ..guided import guided_filter
 from ..inference import tiled
 from ..io import ImageError, Photo, list_images, read_image, to_channels, write_image
 from ..likelihood import bayes_fusion, constrained_nll, covariance, gaussian_nll
-from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale
+from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale, LEGACY_START
 from ..models.noise_model import NoiseModel
 from ..noise_report import ImageSigma, build_report, plot
 from ..patches import random_patches
@@ -259,7 +259,7 @@ def save_noise_model(stage: Stage1, path: Path) -> None:
 def saved_config(run: Run) -> FitConfig:
     """The FitConfig a run was started with."""
     legacy = {"ring_skip": False, "noise_cov": "full", "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0,
-              "likelihood": "constrained", "group_sigma_mu": False, "sigma_mu_start": "large"}
+              "likelihood": "constrained", "group_sigma_mu": False, "sigma_mu_start": LEGACY_START}
     saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
     return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
 
