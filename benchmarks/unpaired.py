@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="distill --init: start from these weights (a fine-tune)")
     ap.add_argument("--noise-scale", type=parse_noise_scale, default=None,
                     help="distill --noise-scale LO:HI; default 0:2 (blind) for AWGN cases, 0.9:1.1 otherwise")
+    ap.add_argument("--noise-passes", type=int, default=DistillConfig.noise_passes,
+                    help="distill --noise-passes: read the noise model N times, each at the previous noisy draw")
     ap.add_argument("--stage1-weight", type=float, default=0.1, help="λ of the stage-1 pairs (paper 0.1)")
     ap.add_argument("--precision", default="fp32", help="distill --precision: fp32 or bf16 (autocast)")
     ap.add_argument("--variant", default="", help="distill variant on the same fit run: appended to run and row names")
@@ -124,7 +126,8 @@ def main() -> None:
         out = Run(args.runs / f"{name}-{args.arch}{args.suffix}{args.variant}")
         cfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=args.clean or [CLEAN[channels]], arch=args.arch,
                             noise_scale=scale, lam=args.stage1_weight, seed=args.seed,
-                            patch=args.patch, batch=args.batch, lr=args.lr, init=args.init)
+                            patch=args.patch, batch=args.batch, lr=args.lr, init=args.init,
+                            noise_passes=args.noise_passes)
         budget = Budget(None, parse_duration(args.budget))
         start = time.perf_counter()
         model_path = distill(cfg, out, budget, device, precision=args.precision)
@@ -152,6 +155,7 @@ def main() -> None:
             "fit_minutes": fit_end["elapsed"] / 60, "fit_steps": fit_end["step"],
             "distill_minutes": distill_end["elapsed"] / 60, "distill_steps": distill_end["step"],
             "distill_wall_s": distill_wall, "init": args.init, "precision": args.precision,
+            "noise_passes": cfg.noise_passes, "patch": cfg.patch, "batch": cfg.batch,
             "hardware": hardware(device), "speed": speed, "model": str(model_path.relative_to(ROOT)),
         })
         add_metrics(out.path / "entry.toml", f"{set_name}/{noise}",

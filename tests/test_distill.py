@@ -1,6 +1,7 @@
 """Stage 2 on tiny runs: distill's outputs, its synthesised noise, its options, and adapt."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.patches import random_patches
-from denoise_cli.stages.distill import DistillConfig, make_step_loss, parse_noise_scale, synthesize
+from denoise_cli.runs import Run
+from denoise_cli.stages.distill import DistillConfig, make_step_loss, parse_noise_scale, saved_distill_config, synthesize
 from denoise_cli.stages.fit import FitConfig, Stage1
 
 
@@ -38,6 +40,7 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     assert r.returncode == 0, r.stderr
     saved = json.loads((run / "model" / "config.json").read_text())  # a resume keeps the run's own settings
     assert saved["batch"] == 4 and saved["noise_scale"] == [0.9, 1.1] and b"saved settings" in r.stderr
+    assert saved["noise_passes"] == 2  # the default: the noise model read at a noisy draw
     assert saved["lr"] == 1e-3 and "--lr 0.001 " in (run / "model" / "entry.toml").read_text()
     r = run_cli("distill", str(clean), "--fit", str(tmp_path), "--iterations", "1")
     assert r.returncode == 2 and b"not a finished fit run" in r.stderr
@@ -69,13 +72,14 @@ def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
     run = tmp_path / "run"
     assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4",
-                "--stage1-weight", "0", "--precision", "bf16")
+                "--stage1-weight", "0", "--precision", "bf16", "--noise-passes", "3")
     assert r.returncode == 0, r.stderr
     saved = json.loads((run / "model" / "config.json").read_text())
-    assert saved["lam"] == 0 and saved["precision"] == "bf16"
+    assert saved["lam"] == 0 and saved["precision"] == "bf16" and saved["noise_passes"] == 3
     entry = (run / "model" / "entry.toml").read_text()
-    assert "--stage1-weight 0" in entry and "--precision bf16" in entry and "bf16)" in entry
-    for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"], ["--arch", "huge"]):
+    assert "--stage1-weight 0" in entry and "--precision bf16" in entry and "bf16)" in entry and "--noise-passes 3" in entry
+    for bad in (["--stage1-weight", "-1"], ["--precision", "fp16"], ["--arch", "huge"],
+                ["--noise-passes", "0"]):
         r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", *bad, "--out", str(tmp_path / "other"))
         assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
 
@@ -153,6 +157,29 @@ def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path):
     assert r.returncode == 2 and b"--init color-awgn-small" in r.stderr and not (tmp_path / "other").exists()
 
 
+def test_noise_passes_read_the_noise_model_at_the_previous_draw():
+    class Stub:  # σ grows with a pixel's distance from 0.5, so the clean flat x reads low and a noisy one higher
+        cfg = SimpleNamespace(mode="synthetic")
+
+        def noise(self, xs, groups):
+            return torch.diag_embed((0.02 + 0.3 * (xs - 0.5).abs()).permute(0, 2, 3, 1))
+
+    torch.manual_seed(0)
+    x = torch.full((2, 3, 64, 64), 0.5)
+    once, twice = ((synthesize(Stub(), x, passes=k) - x).std().item() for k in (1, 2))
+    assert abs(once - 0.02) < 0.0015  # read at the clean x
+    # read at x + n', n' ~ N(0, 0.02²): E[(0.02 + 0.3|n'|)²] = 0.02² + 2·0.02·0.3·0.02·√(2/π) + 0.09·0.02²
+    assert abs(twice - (4e-4 + 2.4e-4 * (2 / np.pi) ** 0.5 + 3.6e-5) ** 0.5) < 0.0015
+    assert torch.equal(synthesize(Stub(), x, torch.zeros(2), passes=3), torch.round(x * 255) / 255)  # d: last draw
+
+
+def test_runs_saved_before_noise_passes_resume_with_one_pass(tmp_path):
+    cfg = {k: v for k, v in DistillConfig(fit_run="f", clean_dir="c").__dict__.items() if k != "noise_passes"}
+    (tmp_path / "config.json").write_text(json.dumps({"stage": "distill", **cfg}))
+    assert saved_distill_config(Run(tmp_path)).noise_passes == 1
+    assert DistillConfig(fit_run="f", clean_dir="c").noise_passes == 2
+
+
 def test_step_loss_is_synthetic_mse_plus_lambda_times_stage1_mse():
     cpu = torch.device("cpu")
     stage = Stage1(FitConfig(mode="synthetic", channels=1), cpu)
@@ -166,7 +193,7 @@ def test_step_loss_is_synthetic_mse_plus_lambda_times_stage1_mse():
     torch.manual_seed(0)  # the same draws, in the same order, with one forward per kind of pair
     rng = np.random.default_rng(1)
     x = random_patches(clean, 16, 7, rng)
-    y = synthesize(stage, x, torch.empty(7).uniform_(*cfg.noise_scale))
+    y = synthesize(stage, x, torch.empty(7).uniform_(*cfg.noise_scale), cfg.noise_passes)
     yx = random_patches(pairs, 16, 1, rng)
     with torch.no_grad():
         want = F.mse_loss(model(y), x) + 0.1 * F.mse_loss(model(yx[:, :1]), yx[:, 1:])

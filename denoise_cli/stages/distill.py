@@ -53,6 +53,8 @@ class DistillConfig:
     noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
     init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
+    noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper, and runs saved
+    # before the choice), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -84,20 +86,33 @@ def saved_distill_config(run: Run, **paths: str | Path | list[Path] | None) -> D
     here replace the saved locations (data can move); the training settings stay the run's own."""
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
     saved["noise_scale"] = tuple(saved["noise_scale"])
+    saved.setdefault("noise_passes", 1)  # saved before the choice: what it trained with
     saved.update({k: v if isinstance(v, list) else str(v) for k, v in paths.items() if v is not None})
     return DistillConfig(**saved)
 
 
-@torch.no_grad()
-def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """ỹ = x + L(x)·n₀ for clean patches x (N,C,H,W); real mode through the pixel-shuffle layout."""
+def _draw_noise(stage: Stage1, at: torch.Tensor) -> torch.Tensor:
+    """One draw L(at)·n₀ of the learned noise, read at the images ``at`` (N,C,H,W); real mode through the
+    pixel-shuffle layout."""
     real = stage.cfg.mode == "real"
-    xs = pd_down(x) if real else x
-    groups = bayer_groups(x.shape[0]).to(x.device) if real else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    xs = pd_down(at) if real else at
+    groups = bayer_groups(at.shape[0]).to(at.device) if real else torch.zeros(at.shape[0], dtype=torch.long, device=at.device)
     L = stage.noise(xs, groups)  # (N',H',W',C,C)
-    n0 = torch.randn(*L.shape[:-1], 1, device=x.device, dtype=x.dtype)
+    n0 = torch.randn(*L.shape[:-1], 1, device=at.device, dtype=at.dtype)
     noise = (L @ n0).squeeze(-1).permute(0, 3, 1, 2)
-    noise = pd_up(noise) if real else noise
+    return pd_up(noise) if real else noise
+
+
+@torch.no_grad()
+def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None, passes: int = 1) -> torch.Tensor:
+    """ỹ = x + L(x)·n₀ for clean patches x (N,C,H,W), clipped and rounded to 8 bits.
+
+    ``passes`` > 1 reads L again at the previous pass's noisy image x + L·n₀ (a fixed-point iteration): CNNest
+    learned Σn from noisy photos, and a long fit can learn cues (e.g. a pixel's distance from gray) that only noisy
+    inputs carry, so that L at the clean x reads low. ``scale`` (d per patch) scales the last draw only."""
+    noise = _draw_noise(stage, x)
+    for _ in range(passes - 1):
+        noise = _draw_noise(stage, (x + noise).clamp(0, 1))
     if scale is not None:
         noise = noise * scale.view(-1, 1, 1, 1)
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
@@ -147,7 +162,7 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
     def step_loss(_: int) -> torch.Tensor:
         x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
         scale = torch.empty(x.shape[0], device=device).uniform_(*cfg.noise_scale)
-        y = synthesize(stage, x, scale)
+        y = synthesize(stage, x, scale, cfg.noise_passes)
         if not n_noisy:
             return F.mse_loss(cdn(y), x)
         yx = random_patches(pairs, patch, n_noisy, rng).to(device)
@@ -219,7 +234,9 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     command = (f"denoise-cli distill --fit {cfg.fit_run} {clean} --out {out.path} --arch {cfg.arch} "
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
                f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
-               + (f" --init {cfg.init}" if cfg.init else "") + (" --precision bf16" if precision == "bf16" else ""))
+               + (f" --init {cfg.init}" if cfg.init else "")
+               + f" --noise-passes {cfg.noise_passes}"
+               + (" --precision bf16" if precision == "bf16" else ""))
     entry = {
         "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {clean}",
         "architecture": {"arch": "mwcnn", "name": cfg.arch, "params": params},
