@@ -64,6 +64,12 @@ def scale_note(row: dict) -> str:
     return f" (non-blind, d~U({lo:g}, {hi:g}))" if row["noise"].startswith("awgn") else ""
 
 
+def distill_note(row: dict) -> str:
+    """Distill settings a row changed from the defaults of its time: patches (side × batch) and noise passes."""
+    note = f", patches {row['patch']}×{row['batch']}" if row.get("patch", 64) != 64 or row.get("batch", 16) != 16 else ""
+    return note + (f", {row['noise_passes']} noise passes" if row.get("noise_passes", 1) != 1 else "")
+
+
 def render(rows: list[dict]) -> str:
     lines = ["Unpaired learning: fit on the seeded noisy test images only, distill with unrelated clean training "
              "images; PSNR / SSIM on 8-bit outputs, seed 0. Speed: one image, best of 3, same process.", "",
@@ -78,12 +84,14 @@ def render(rows: list[dict]) -> str:
             f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | {r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | "
             f"**{r['distilled_psnr']:.2f}** / {r['distilled_ssim']:.3f} | {r['paper_dbsn']:.2f} / {r['paper_mwcnn']:.2f} | "
             f"{r['fit_minutes']:.0f} min ({r['fit_steps']}), {r['distill_minutes']:.0f} min ({r['distill_steps']})"
-            f"{' from ' + r['init'] if r.get('init') else ''}{', bf16' if r.get('precision') == 'bf16' else ''} | "
+            f"{' from ' + r['init'] if r.get('init') else ''}{', bf16' if r.get('precision') == 'bf16' else ''}"
+            f"{distill_note(r)} | "
             f"{seconds(s['stage1_s'])} vs {seconds(s['distilled_s'])} ({s['stage1_s'] / s['distilled_s']:.1f}×) | "
             f"{r['hardware']} |")
     lines += ["", "Σn: the fit's noise covariance (`full` 3×3 or `diagonal`; 1×1 for gray either way). "
               "λ: weight of the stage-1 pairs in the distill loss (paper 0.1). "
-              "\"from X\": a fine-tune (`distill --init X`) whose steps add to those X was trained with."]
+              "\"from X\": a fine-tune (`distill --init X`) whose steps add to those X was trained with. "
+              "Noise passes: `distill --noise-passes` (1, the noise model read at the clean image, unless named)."]
     return "\n".join(lines) + "\n"
 
 
