@@ -377,6 +377,7 @@ def fit(
     from .inference import DeviceError, pick_device
     from .io import ImageError
     from .runs import Run
+    from .noise_report import mid_gray
     from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
 
     budget = _budget(time_budget, iterations)
@@ -411,8 +412,7 @@ def fit(
         raise typer.Exit(130)
     except (ImageError, DeviceError, ValueError) as e:
         raise fail(str(e))
-    sig = {g: [round(c[len(c) // 2], 2) for c in curves] for g, curves in report["sigma"].items()}
-    err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray {sig}; "
+    err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray on your photos {mid_gray(report)}; "
               f"noise report {run / 'noise_report.png'}", highlight=False, soft_wrap=True)
 
 

@@ -87,6 +87,17 @@ def build_report(noise: NoiseModel, device: torch.device, on_images: ImageSigma 
     return report
 
 
+def mid_gray(report: dict) -> dict[str, list[float]]:
+    """σ (0–255) per group and channel at intensity 0.5: on the fit's images where the report has it (the noise
+    the model applies to those photos), else on flat gray."""
+    mid = len(report["levels"]) // 2
+    out = {}
+    for g, flat in report["sigma"].items():
+        images = report.get("sigma_on_images", {}).get(g) or [[None] * len(c) for c in flat]
+        out[g] = [round(f[mid] if i[mid] is None else i[mid], 2) for f, i in zip(flat, images)]
+    return out
+
+
 def plot(report: dict, path: Path) -> None:
     """A small line plot drawn with Pillow: σ on the fit's images (thick, dark) and on flat gray inputs (thin,
     pale; thick and dark when it is the only reading), per channel and group."""

@@ -5,7 +5,7 @@ import torch
 from pytest import approx
 
 from denoise_cli.models.noise_model import NoiseModel
-from denoise_cli.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, plot
+from denoise_cli.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, mid_gray, plot
 from denoise_cli.pd import bayer_groups, pd_down
 
 
@@ -60,3 +60,12 @@ def test_bins_below_the_pixel_floor_are_left_empty_and_the_plot_copes(tmp_path):
     plot(report, tmp_path / "r.png")
     assert (tmp_path / "r.png").stat().st_size > 0
 
+
+
+def test_mid_gray_prefers_the_reading_on_the_images_and_falls_back_to_flat_gray():
+    levels = [0.0, 0.5, 1.0]
+    report = {"levels": levels, "sigma": {"all": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]},
+              "sigma_on_images": {"all": [[None, 9.0, None], [None, None, None]]}}
+    assert mid_gray(report) == {"all": [9.0, 5.0]}  # channel 1 has too few mid-gray pixels on the images
+    del report["sigma_on_images"]
+    assert mid_gray(report) == {"all": [2.0, 5.0]}  # older runs: flat gray only
