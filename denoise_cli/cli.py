@@ -338,7 +338,8 @@ def fit(
     noisy_dir: Annotated[Path, typer.Argument(help="Folder of your noisy photos (any format denoise reads).",
                                               show_default=False)],
     run: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, metrics, denoised images, noise model.")],
-    mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
+    mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(
+        help="auto (real for colour photos, synthetic for gray), real or synthetic.")] = "auto",
     arch: Annotated[Literal["small", "paper"], typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
@@ -353,9 +354,9 @@ def fit(
         help="Guided-filter guide in real mode: noisy (the input) or self (the result).")] = "noisy",
     ring_skip: Annotated[bool, typer.Option(help="D-BSN mean = neighbour mean + learned residual (trains faster); "
                                                  "--no-ring-skip is the paper's plain mean.")] = True,
-    noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(help="Noise covariance: full (cross-channel terms, as camera noise has), "
-                                                "diagonal (channels independent, e.g. AWGN/HG), or auto: diagonal, "
-                                                "full with --likelihood constrained in real mode.")] = "auto",
+    noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(
+        help="Noise covariance: full (cross-channel terms, as camera noise has), diagonal (channels independent, "
+             "e.g. AWGN/HG), or auto: diagonal, full with --likelihood constrained in real mode.")] = "auto",
     noise_lr: Annotated[Optional[float], typer.Option(
         help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
              "mode].", show_default=False)] = None,
@@ -412,7 +413,8 @@ def fit(
         raise typer.Exit(130)
     except (ImageError, DeviceError, ValueError) as e:
         raise fail(str(e))
-    err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray on your photos {mid_gray(report)}; "
+    err.print(f"done: stage-1 images in {run / 'denoised'}; learned σ at mid-gray on your photos "
+              f"{mid_gray(report)}; "
               f"noise report {run / 'noise_report.png'}", highlight=False, soft_wrap=True)
 
 
@@ -423,7 +425,8 @@ def distill(
              "are replicated to colour.", show_default=False)],
     fit_run: Annotated[Path, typer.Option("--fit", help="A finished `fit` run folder.")],
     out: Annotated[Optional[Path], typer.Option(help="Output run folder \\[default: FIT/model].")] = None,
-    arch: Annotated[Literal["small", "full"], typer.Option(help="MWCNN size: small (fast, embeddable) or full.")] = "small",
+    arch: Annotated[Literal["small", "full"], typer.Option(
+        help="MWCNN size: small (fast, embeddable) or full.")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, typer.Option(
