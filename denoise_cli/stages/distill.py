@@ -7,6 +7,7 @@ photos y with their stage-1 results x̂y as targets. Loss: ‖CDN(ỹ) − x‖�
 As in the authors' code, 1/8 of each batch is noisy photos and the synthetic noise is scaled by
 d ~ U(0.9, 1.1) per patch; a wider range, e.g. U(0, 2) from a σ=25 fit, makes a blind model for σ up
 to 50. Synthesised noisy patches are clipped and rounded to 8 bits, like the photos they stand in for.
+Unlike the paper, L is read by default at a noisy draw x + L(x)·n₀, not at the clean x (``noise_passes``).
 """
 
 from __future__ import annotations
