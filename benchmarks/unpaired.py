@@ -66,7 +66,8 @@ def scale_note(row: dict) -> str:
 
 def distill_note(row: dict) -> str:
     """Distill settings a row changed from the defaults of its time: patches (side × batch) and noise passes."""
-    note = f", patches {row['patch']}×{row['batch']}" if row.get("patch", 64) != 64 or row.get("batch", 16) != 16 else ""
+    sizes = (row.get("patch", DistillConfig.patch), row.get("batch", DistillConfig.batch))
+    note = f", patches {sizes[0]}×{sizes[1]}" if sizes != (DistillConfig.patch, DistillConfig.batch) else ""
     return note + (f", {row['noise_passes']} noise passes" if row.get("noise_passes", 1) != 1 else "")
 
 
