@@ -144,7 +144,7 @@ def denoise(
     elif not quiet and not to_stdout:
         mp = sum(r.megapixels for r in results)
         secs = sum(r.seconds for r in results)
-        err.print(f"{done} denoised, {failed} failed" + (f" · {mp / secs:.2f} MP/s on {denoiser.device}" if done else ""))
+        err.print(f"{done} denoised, {failed} failed" + (f" · {mp / secs:.3g} MP/s on {denoiser.device}" if done else ""))
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
