@@ -29,7 +29,7 @@ from denoise_cli.api import load_denoiser  # noqa: E402
 from denoise_cli.evaluate import evaluate, summarize, synthetic_pairs  # noqa: E402
 from denoise_cli.inference import pick_device  # noqa: E402
 from denoise_cli.runs import Budget, Run, parse_duration  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, distill, parse_noise_scale  # noqa: E402
+from denoise_cli.stages.distill import DistillConfig, LEGACY_NOISE_PASSES, distill, parse_noise_scale  # noqa: E402
 from denoise_cli.stages.fit import load_stage1  # noqa: E402
 from denoise_cli.weights_entry import add_metrics  # noqa: E402
 
@@ -68,7 +68,8 @@ def distill_note(row: dict) -> str:
     """Distill settings a row changed from the defaults of its time: patches (side × batch) and noise passes."""
     sizes = (row.get("patch", DistillConfig.patch), row.get("batch", DistillConfig.batch))
     note = f", patches {sizes[0]}×{sizes[1]}" if sizes != (DistillConfig.patch, DistillConfig.batch) else ""
-    return note + (f", {row['noise_passes']} noise passes" if row.get("noise_passes", 1) != 1 else "")
+    passes = row.get("noise_passes", LEGACY_NOISE_PASSES)
+    return note + (f", {passes} noise passes" if passes != LEGACY_NOISE_PASSES else "")
 
 
 def render(rows: list[dict]) -> str:

@@ -40,6 +40,9 @@ from .fit import Stage1, load_stage1
 DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
 
 
+LEGACY_NOISE_PASSES = 1  # what runs and rows saved before --noise-passes trained with: the paper's read at x
+
+
 @dataclass
 class DistillConfig:
     fit_run: str
@@ -55,7 +58,7 @@ class DistillConfig:
     seed: int = 0
     init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
     noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper, and runs saved
-    # before the choice), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
+    # before the choice: LEGACY_NOISE_PASSES), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -87,7 +90,7 @@ def saved_distill_config(run: Run, **paths: str | Path | list[Path] | None) -> D
     here replace the saved locations (data can move); the training settings stay the run's own."""
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
     saved["noise_scale"] = tuple(saved["noise_scale"])
-    saved.setdefault("noise_passes", 1)  # saved before the choice: what it trained with
+    saved.setdefault("noise_passes", LEGACY_NOISE_PASSES)
     saved.update({k: v if isinstance(v, list) else str(v) for k, v in paths.items() if v is not None})
     return DistillConfig(**saved)
 
