@@ -142,10 +142,18 @@ def denoise(
                    "results": [r.to_dict() for r in results]}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
-        mp = sum(r.megapixels for r in results)
-        secs = sum(r.seconds for r in results)
-        err.print(f"{done} denoised, {failed} failed" + (f" · {mp / secs:.3g} MP/s on {denoiser.device}" if done else ""))
+        err.print(summary_line(done, failed, sum(r.megapixels for r in results), sum(r.seconds for r in results),
+                               str(denoiser.device)))
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+def summary_line(done: int, failed: int, megapixels: float, seconds: float, device: str) -> str:
+    """The closing line of `denoise`: counts, and throughput to three significant figures so that a slow
+    device on small images reads e.g. 0.0123 MP/s rather than 0.00."""
+    line = f"{done} denoised, {failed} failed"
+    if done and seconds > 0:
+        line += f" · {megapixels / seconds:.3g} MP/s on {device}"
+    return line
 
 
 @weights_app.command("list")

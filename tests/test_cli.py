@@ -136,3 +136,10 @@ def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
     assert r.returncode == 0, r.stderr
     out = read_image(tmp_path / "IMG_1_denoised.tif")
     assert out.bits == 16 and out.channels == 3
+
+
+def test_summary_line_keeps_three_significant_figures_of_slow_throughput():
+    from denoise_cli.cli import summary_line
+
+    assert summary_line(2, 1, 0.0246, 2.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
+    assert summary_line(0, 3, 0.0, 0.0, "cpu") == "0 denoised, 3 failed"
