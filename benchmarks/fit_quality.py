@@ -122,8 +122,8 @@ def main() -> None:
     ap.add_argument("--ring-skip", action=argparse.BooleanOptionalAction, default=True,
                     help="D-BSN μ = neighbour mean + residual (--no-ring-skip: the paper's plain mean)")
     ap.add_argument("--phases", default=None, help="B:C, budget fractions where phases B and C start [default: fit's]")
-    ap.add_argument("--noise-lr", type=float, default=None,
-                    help="the noise model's learning rate as a multiple of D-BSN's [default: fit's, 3 here]")
+    ap.add_argument("--noise-lr", type=float, default=FitConfig.noise_lr,
+                    help="the noise model's learning rate as a multiple of D-BSN's [default: fit's]")
     ap.add_argument("--sigma-mu-start", default=None, choices=list(SIGMA_MU_START),
                     help="where D-BSN's Σμ starts [default: fit's, large here]")
     ap.add_argument("--suffix", default="", help="appended to run names and table cases (variants)")

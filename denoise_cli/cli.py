@@ -365,9 +365,8 @@ def fit(
     noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(
         help="Noise covariance: full (cross-channel terms, as camera noise has), diagonal (channels independent, "
              "e.g. AWGN/HG), or auto: diagonal, full with --likelihood constrained in real mode.")] = "auto",
-    noise_lr: Annotated[Optional[float], typer.Option(
-        help="The noise model's learning rate as a multiple of --lr \\[default: 3 in synthetic mode, 1 in real "
-             "mode].", show_default=False)] = None,
+    noise_lr: Annotated[float, typer.Option(
+        help="The noise model's learning rate as a multiple of --lr.")] = 1.0,
     likelihood: Annotated[Literal["auto", "constrained", "exact"], typer.Option(
         help="Training likelihood: constrained (the paper's eq. 8), exact (log|Σμ+Σn|, which does not push D-BSN's "
              "error into the noise model; Σμ scaled per Bayer group in real mode), or auto: exact in real mode, "
@@ -390,7 +389,7 @@ def fit(
     from .stages.fit import FitConfig, auto_mode, fit as run_fit, load_noisy, saved_config
 
     budget = _budget(time_budget, iterations)
-    if noise_lr is not None and not noise_lr > 0:
+    if not noise_lr > 0:
         raise fail("--noise-lr must be a positive multiple of --lr")
     r = Run(run)
     if r.exists() and not resume:

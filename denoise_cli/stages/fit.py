@@ -61,10 +61,10 @@ class FitConfig:
     noise_cov: Literal["full", "diagonal"] | None = None
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
-    # the noise model's learning rate as a multiple of D-BSN's; None: 3 in synthetic mode, where it brought HG's σ(x)
-    # within 10 % of the formula (16 % at 1) with colour AWGN's still 25 ± 1.5 in 30 CPU minutes, 1 in real mode, where
-    # 25-minute DND fits at 3 read σ 21–43 against 13–30 at 1, noisy minus stage 1 being 7–12 (benchmarks/RESULTS.md)
-    noise_lr: float | None = None
+    # the noise model's learning rate as a multiple of D-BSN's. 1 in both modes: in 30-minute one-core fits of about
+    # 4 000 steps, 3 cost stage 1 0.20 dB on HG and 0.68 on colour AWGN σ25 and read the noise 5–6 % low at clean images;
+    # on real photos 3 read σ 21–43 where 1 read 13–30 and noisy minus stage 1 is 7–12 (benchmarks/RESULTS.md)
+    noise_lr: float = 1.0
     # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: exact in real mode,
     # where D-BSN's error on the sub-images is as large as the noise or larger and eq. 8 counts it as noise: on synthetic
     # camera noise, both with Σμ starting small, eq. 8 read 1.7–5.8× the truth and exact 0.8–2.5×, its stage 1 1.1–3.4 dB
@@ -77,8 +77,6 @@ class FitConfig:
     sigma_mu_start: Literal["large", "small"] | None = None
 
     def __post_init__(self) -> None:
-        if self.noise_lr is None:
-            self.noise_lr = 3.0 if self.mode == "synthetic" else 1.0
         if self.likelihood is None:
             self.likelihood = "exact" if self.mode == "real" else "constrained"
         if self.noise_cov is None:
