@@ -238,8 +238,8 @@ def render(rows: list[dict], seed: int) -> str:
               "trained on, binned by its own estimate x̂ (no clean image; bins under 200 pixels left out). "
               "`from μ`: the noise model read D-BSN's blind-spot mean instead of the noisy value (an experiment, since removed); "
               "`B b–C c`: phases B and C start at those fractions of the budget (default 0.4, 0.7); "
-              "`Σn lr ×k`: the noise model trained at k× D-BSN's learning rate (fit's default in synthetic mode "
-              "since 2026-12-01: 3; 1 before)."]
+              "`Σn lr ×k`: the noise model trained at k× D-BSN's learning rate (fit's default is 1; in synthetic mode "
+              "it was 3 for part of 2026-12-01)."]
     return "\n".join(lines) + "\n"
 
 
