@@ -3,15 +3,20 @@ one bad file never stops the batch."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from .errors import DenoiseError, ImageError
 from .inference import Denoiser
-from .io import IMAGE_SUFFIXES, RAW_SUFFIXES, ImageError, output_format, read_image, write_image, encode_image, DEFAULT_MAX_PIXELS
+from .io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
+    write_image
 
 STDIO = "-"
+STDIN_NAME = "stdin"  # the output name for an image read from stdin and written into -o DIR
 
 
 @dataclass
@@ -29,12 +34,22 @@ class Result:
     target: str | None
     ok: bool
     error: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole job: read, denoise, write
+    denoise_seconds: float = 0.0  # the network alone
     megapixels: float = 0.0
     notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class StdoutClosed(DenoiseError):
+    """The reader of standard output went away before the image was written (e.g. `| head -c 10`)."""
+
+
+def real_path(path: str | os.PathLike) -> str:
+    """The absolute path with symlinks resolved; a symlink loop stays as it is instead of raising."""
+    return os.path.realpath(path)
 
 
 def gather(paths: list[str], *, recursive: bool = False, skip_suffix: str = "") -> list[tuple[str, Path | None]]:
@@ -47,14 +62,40 @@ def gather(paths: list[str], *, recursive: bool = False, skip_suffix: str = "") 
             continue
         path = Path(p)
         if path.is_dir():
-            found = path.rglob("*") if recursive else path.iterdir()
-            for f in sorted(found):
-                if (f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                        and not (skip_suffix and f.stem.endswith(skip_suffix))):
+            for f in sorted(_walk(path, recursive)):
+                if f.suffix.lower() in IMAGE_SUFFIXES and not (skip_suffix and f.stem.endswith(skip_suffix)):
                     out.append((str(f), path))
         else:
             out.append((p, None))
     return out
+
+
+def _walk(folder: Path, recursive: bool) -> list[Path]:
+    """Files in a folder (and below it when ``recursive``), each visited folder once: a symlink that loops back
+    to a folder already seen, or an unreadable folder, is passed over."""
+    seen: set[str] = set()
+    files: list[Path] = []
+    stack = [folder]
+    while stack:
+        d = stack.pop()
+        key = real_path(d)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir():
+                    if recursive:
+                        stack.append(Path(e.path))
+                elif e.is_file():
+                    files.append(Path(e.path))
+            except OSError:  # a symlink loop or a vanished entry: not an image
+                continue
+    return files
 
 
 def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: str | None,
@@ -63,21 +104,20 @@ def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: s
     if suffix is None:
         suffix = "" if output and output != STDIO else "_denoised"
     jobs: list[Job] = []
-    sources = {str(Path(s).resolve()) for s, _ in inputs if s != STDIO}
+    sources = {real_path(s) for s, _ in inputs if s != STDIO}
     taken: set[str] = set()
     for src, root in inputs:
-        if src == STDIO or output == STDIO:
+        if output == STDIO or (src == STDIO and not output):
             jobs.append(Job(src, STDIO))
             continue
-        s = Path(src)
-        ext = f".{fmt}" if fmt else (".tif" if s.suffix.lower() in RAW_SUFFIXES else s.suffix)
-        name = f"{s.stem}{suffix}{ext}"
+        s = Path(STDIN_NAME if src == STDIO else src)
+        name = f"{s.stem}{suffix}.{fmt}" if fmt else f"{s.stem}{suffix}{output_suffix(s, src == STDIO)}"
         if output:
             rel = s.parent.relative_to(root) if root else Path()
             target = Path(output) / rel / name
         else:
             target = s.with_name(name)
-        key = str(target.resolve())
+        key = real_path(target)
         if key in sources:
             jobs.append(Job(src, str(target), "output would overwrite an input (use -o DIR or --suffix)"))
         elif key in taken:
@@ -88,9 +128,21 @@ def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: s
     return jobs
 
 
+def output_suffix(source: Path, stdin: bool = False) -> str:
+    """The output's suffix when no --format is given: the input's own where it can be written, TIFF for camera RAW
+    (16 bits), PNG otherwise (GIF, BMP, WebP, stdin)."""
+    suffix = source.suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return ".tif"
+    if stdin or suffix not in WRITE_FORMATS:
+        return ".png"
+    return source.suffix
+
+
 def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_format: str = "png",
-            max_pixels: int = DEFAULT_MAX_PIXELS) -> Result:
-    """Read, denoise and write one job; failures become a Result with a one-line error."""
+            max_pixels: int = DEFAULT_MAX_PIXELS, on_tile: Callable[[int, int], None] | None = None) -> Result:
+    """Read, denoise and write one job; failures become a Result with a one-line error. A closed stdout raises
+    StdoutClosed: nothing more can be written there, so the batch ends."""
     start = time.perf_counter()
     res = Result(job.source, job.target, ok=False)
     if job.error:
@@ -99,20 +151,25 @@ def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_for
     try:
         if job.target != STDIO:
             output_format(job.target)  # fail fast on an unwritable suffix
+            if Path(job.target).is_dir():
+                raise ImageError(f"output {job.target} is a folder")
             if Path(job.target).exists() and not overwrite:
                 raise ImageError(f"output {job.target} exists (use --overwrite to replace it)")
-        photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels)
+        photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels,
+                           raw=True)
         res.notices = photo.notices
-        photo.pixels = denoiser(photo.pixels, photo.notices)
+        t = time.perf_counter()
+        photo.pixels = denoiser.denoise(photo.pixels, photo.notices, on_tile)
+        res.denoise_seconds = time.perf_counter() - t
         if job.target == STDIO:
-            data = encode_image(photo, output_format(f"x.{stdout_format}"))
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            _write_stdout(encode_image(photo, output_format(f"x.{stdout_format}")))
         else:
             write_image(photo, job.target, overwrite=overwrite)
         res.ok = True
         res.megapixels = photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6
-    except ImageError as e:
+    except StdoutClosed:
+        raise
+    except DenoiseError as e:
         res.error = str(e)
     except MemoryError:
         res.error = "out of memory (try a smaller --tile)"
@@ -120,3 +177,13 @@ def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_for
         res.error = f"failed while denoising: {str(e).splitlines()[0]}"
     res.seconds = time.perf_counter() - start
     return res
+
+
+def _write_stdout(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point it at nothing first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise StdoutClosed("standard output was closed before the whole image was written") from None

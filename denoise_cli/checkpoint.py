@@ -6,24 +6,23 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .io import write_bytes_atomic
-from .models.mwcnn import MWCNN, MWCNNConfig
+from .models.registry import ARCHITECTURES, architecture_of
+from .errors import CheckpointError
 
 FORMAT_VERSION = "1"
 
 
-class CheckpointError(Exception):
-    """A weights file that is missing, corrupt or not a denoise-cli model."""
 
-
-def save_model(model: MWCNN, path: str | os.PathLike, *, half: bool = False, **meta: str) -> None:
+def save_model(model: torch.nn.Module, path: str | os.PathLike, *, half: bool = False, **meta: str) -> None:
     """Save weights (optionally as fp16 to halve the file) with the config in the metadata."""
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in model.state_dict().items()}
-    metadata = {"format_version": FORMAT_VERSION, "arch": "mwcnn",
+    metadata = {"format_version": FORMAT_VERSION, "arch": architecture_of(model),
                 "config": json.dumps(model.config.to_dict()), **meta}
     write_bytes_atomic(Path(path), canonical_header(save(tensors, metadata=metadata)))
 
@@ -51,15 +50,47 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
 
 
-def load_model(path: str | os.PathLike) -> MWCNN:
-    """Build the model described in a weights file's metadata and load its weights (fp32)."""
+def load_model(path: str | os.PathLike) -> torch.nn.Module:
+    """Build the model a weights file's metadata describes and load its weights as fp32. The metadata is checked
+    against the registry's bounds and the tensors' shapes against the architecture before anything large is
+    allocated; weights that are not finite numbers are refused."""
     meta = read_metadata(path)
-    if meta.get("arch") != "mwcnn" or "config" not in meta:
-        raise CheckpointError(f"{path} is not a denoise-cli MWCNN checkpoint (no arch/config metadata)")
-    model = MWCNN(MWCNNConfig.from_dict(json.loads(meta["config"])))
+    arch = ARCHITECTURES.get(meta.get("arch", ""))
+    if arch is None or "config" not in meta:
+        known = ", ".join(ARCHITECTURES)
+        raise CheckpointError(f"{path} is not a denoise-cli checkpoint (architecture {meta.get('arch')!r}; "
+                              f"known: {known})")
+    try:
+        config = arch.config_from_dict(json.loads(meta["config"]))
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path}: {str(e).splitlines()[0]}") from None
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in arch.network(config).state_dict().items()}
+    found = tensor_shapes(path)
+    if found != expected:
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}" if extra else f"shapes of {wrong[:3]}"
+        raise CheckpointError(f"{path} does not match its {arch.name} config ({detail})")
+    model = arch.network(config)
     try:
         state = {k: v.float() for k, v in load_file(str(path)).items()}
-        model.load_state_dict(state)
-    except (SafetensorError, RuntimeError, OSError) as e:
-        raise CheckpointError(f"{path} does not match its architecture ({str(e).splitlines()[0]})") from None
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path} holds weights that are not finite numbers (NaN or infinity in {bad[0]}); "
+                              "the file is corrupt")
+    model.load_state_dict(state)
     return model.eval()
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor in a safetensors file, read from its header alone."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None

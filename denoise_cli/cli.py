@@ -72,6 +72,9 @@ def denoise(
                     "memory].")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 96,
     ensemble: EnsembleOpt = False,
+    strength: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="How much of the estimated noise to remove, 0–1: the output is y − S·(y − x̂) for the "
+                               "photo y and the network's estimate x̂, so 0.7 keeps 30 % of the grain.")] = 1.0,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,
     max_pixels: Annotated[float, typer.Option(help="Refuse images larger than this many megapixels.")] = 256,
@@ -86,14 +89,15 @@ def denoise(
     Exit code: 0 all done, 1 some inputs failed, 2 usage error.
     """
     from .api import load_denoiser
-    from .batch import STDIO, gather, plan, run_job
-    from .checkpoint import CheckpointError
-    from .inference import DeviceError
-    from .weights import WeightsError, used_weights
+    from .batch import STDIO, StdoutClosed, gather, plan, run_job
+    from .errors import DenoiseError
+    from .weights import used_weights
 
     if fmt and fmt.lower().lstrip(".") not in ("png", "tif", "tiff", "jpg", "jpeg"):
         raise fail(f"--format {fmt}: use png, tif or jpg")
     fmt = fmt.lower().lstrip(".") if fmt else None
+    if output not in (None, STDIO) and Path(output).exists() and not Path(output).is_dir():
+        raise fail(f"-o {output} is a file: -o takes a folder (or - for stdout)")
     items = gather(inputs, recursive=recursive, skip_suffix=suffix if suffix is not None else "_denoised")
     if not items:
         raise fail("no images found in " + ", ".join(inputs))
@@ -107,23 +111,30 @@ def denoise(
         raise fail("refusing to write image data to a terminal; redirect stdout or use -o DIR")
     try:
         denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap,
-                                 ensemble=ensemble)
-    except (WeightsError, CheckpointError, DeviceError) as e:
+                                 ensemble=ensemble, strength=strength)
+    except DenoiseError as e:
         raise fail(str(e))
 
     results = []
     show = not quiet and not to_stdout
-    with Progress(TextColumn("[bold]denoise"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
-                  TimeRemainingColumn(), console=err, disable=not show, transient=True) as bar:
-        task = bar.add_task("denoise", total=len(jobs), name="")
-        for job in jobs:
+    with Progress(TextColumn("[bold]denoise"), BarColumn(), TextColumn("{task.fields[files]}"),
+                  TextColumn("{task.fields[name]}"), TimeRemainingColumn(), console=err, disable=not show,
+                  transient=True) as bar:
+        task = bar.add_task("denoise", total=len(jobs), name="", files=f"0/{len(jobs)}")
+        for i, job in enumerate(jobs):
             bar.update(task, name=Path(job.source).name)
+
+            def on_tile(done: int, total: int, i: int = i) -> None:  # progress inside a large photo
+                bar.update(task, completed=i + done / total)
+
             try:
                 res = run_job(denoiser, job, overwrite=overwrite, stdout_format=fmt or "png",
-                              max_pixels=int(max_pixels * 1e6))
+                              max_pixels=int(max_pixels * 1e6), on_tile=on_tile)
             except KeyboardInterrupt:
                 err.print("interrupted: finished outputs are kept; no partial file was written")
                 raise typer.Exit(130)
+            except StdoutClosed as e:
+                raise fail(str(e), EXIT_SOME_FAILED)
             results.append(res)
             name = "stdin" if job.source == STDIO else job.source
             if res.ok:
@@ -132,24 +143,24 @@ def denoise(
                         err.print(f"[yellow]note:[/] {name}: {n}", highlight=False, soft_wrap=True)
             else:
                 err.print(f"[bold red]error:[/] {name}: {res.error}", highlight=False, soft_wrap=True)
-            bar.advance(task)
+            bar.update(task, completed=i + 1, files=f"{i + 1}/{len(jobs)}")
 
     done = sum(r.ok for r in results)
     failed = len(results) - done
     if as_json:
         summary = {"done": done, "failed": failed, "device": str(denoiser.device), **used_weights(weights),
-                   "ensemble": ensemble,
+                   "ensemble": ensemble, "strength": strength,
                    "results": [r.to_dict() for r in results]}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
-        err.print(summary_line(done, failed, sum(r.megapixels for r in results), sum(r.seconds for r in results),
-                               str(denoiser.device)))
+        err.print(summary_line(done, failed, sum(r.megapixels for r in results if r.ok),
+                               sum(r.denoise_seconds for r in results if r.ok), str(denoiser.device)))
     raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
 def summary_line(done: int, failed: int, megapixels: float, seconds: float, device: str) -> str:
-    """The closing line of `denoise`: counts, and throughput to three significant figures so that a slow
-    device on small images reads e.g. 0.0123 MP/s rather than 0.00."""
+    """The closing line of `denoise`: counts, and the network's throughput (denoising time only, not loading,
+    decoding or writing) to three significant figures so that a slow device reads e.g. 0.0123 MP/s, not 0.00."""
     line = f"{done} denoised, {failed} failed"
     if done and seconds > 0:
         line += f" · {megapixels / seconds:.3g} MP/s on {device}"

@@ -6,6 +6,10 @@ with ``overlap`` pixels of context on every side. Outputs are blended across a n
 pixel that counts has ≥ ¾·overlap of real neighbourhood (the small MWCNN sees ±55 px), seams
 vanish and tiled output matches untiled to float precision.
 
+Tiles are processed row by row and each finished band of rows is written straight into the output array in the
+photo's own integer type, so memory is the decoded input, the output and one row of tiles — not several float copies
+of a large photo.
+
 Automatic tiling bounds memory. On the CPU that means tiles above 1 MP (peak RSS stays under 2 GiB
 at 24 MP). On a CUDA GPU the whole image runs at once whenever its estimated activations fit in half
 the free GPU memory: cutting and blending tiles on the host cost 3× the time there
@@ -16,11 +20,13 @@ out-of-memory error on an automatic whole-image run falls back to tiles.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .errors import DeviceError, ModelOutputError
 from .io import to_channels
 from .models.mwcnn import MULTIPLE
 
@@ -58,10 +64,6 @@ def auto_tile(h: int, w: int, device_type: str, free_bytes: int | None = None, b
     return max(AUTO_TILE, side // MULTIPLE * MULTIPLE)
 
 
-class DeviceError(Exception):
-    """A device or precision that this machine cannot provide."""
-
-
 def pick_device(name: str = "auto") -> torch.device:
     """auto → CUDA, then MPS, then CPU; an explicit name must be available."""
     mps = getattr(torch.backends, "mps", None)
@@ -96,9 +98,13 @@ def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+TileFn = Callable[[np.ndarray], np.ndarray]
+
+
 @dataclass
 class Denoiser:
-    """A model bound to a device and precision; call it on H×W×C float32 arrays in [0,1]."""
+    """A model bound to a device and precision; call it on H×W×C float32 arrays in [0,1], or use :meth:`denoise`
+    for decoded integer pixels."""
 
     model: nn.Module
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -107,31 +113,65 @@ class Denoiser:
     overlap: int = DEFAULT_OVERLAP
     gray_model: nn.Module | None = None  # used for 1-channel images when given
     ensemble: bool = False  # average 8 passes over rotated/mirrored copies: slightly better, slower
+    strength: float = 1.0  # share of the estimated noise removed: y − strength·(y − x̂)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"strength {self.strength:g}: expected a value from 0 to 1")
         if self.precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {self.precision!r}: use fp32, fp16 or bf16")
         if self.precision != "fp32" and self.device.type == "cpu":
             raise DeviceError(f"--precision {self.precision} needs a GPU; use fp32 on the CPU")
+        if self.tile is not None and self.tile < 0 or self.overlap < 0:
+            raise ValueError("tile and overlap must be ≥ 0")
         self.model = self.model.to(self.device).eval()
         self.channels = self.model.config.channels
         if self.gray_model is not None:
             self.gray_model = self.gray_model.to(self.device).eval()
 
     def __call__(self, pixels: np.ndarray, notices: list[str] | None = None) -> np.ndarray:
-        """Denoise; a gray image with a color model (or the reverse) is adapted and noted."""
-        c = pixels.shape[2]
-        if c == 1 and self.gray_model is not None:
-            return self._run(pixels, self.gray_model)
-        if c == self.channels:
-            return self._run(pixels)
-        if self.channels == 3:  # gray image, color model: replicate, denoise, back to gray
+        """Denoise float32 H×W×C pixels in [0,1]; a gray image with a colour model (or the reverse) is adapted and
+        noted. With ``strength`` below 1 only that share of the estimated noise y − x̂ is removed."""
+        return self.denoise(np.asarray(pixels, np.float32), notices)
+
+    def denoise(self, pixels: np.ndarray, notices: list[str] | None = None,
+                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Denoise H×W×C pixels given as float32 in [0,1], uint8 or uint16; the result has the input's type.
+        ``on_tile(done, total)`` is called after each network pass (progress for large photos)."""
+        h, w, c = pixels.shape
+        model, fn = self._tile_fn(c, notices)
+        tile = self._tile_size(h, w, model)
+        out = np.empty_like(pixels)
+        overlap = _round_up(self.overlap, MULTIPLE)
+        passes = len(DIHEDRAL) if self.ensemble else 1
+        try:
+            blend_tiles(fn, pixels, out, tile, overlap, strength=self.strength, on_tile=on_tile, passes=passes)
+        except torch.cuda.OutOfMemoryError:
+            if self.tile is not None or tile is not None:  # the user chose the size, or tiles were already used
+                raise
+            torch.cuda.empty_cache()  # the estimate was wrong for this device: fall back to safe tiles
+            blend_tiles(fn, pixels, out, AUTO_TILE, overlap, strength=self.strength, on_tile=on_tile, passes=passes)
+        return out
+
+    def _tile_fn(self, channels: int, notices: list[str] | None) -> tuple[nn.Module, TileFn]:
+        """The model for an image of ``channels`` channels and the function one tile goes through: the network,
+        adapted to the image's channels, averaged over the 8 views with ``ensemble``."""
+        if channels == 1 and self.gray_model is not None:
+            model, fn = self.gray_model, lambda x: self._forward(x, self.gray_model)
+        elif channels == self.channels:
+            model, fn = self.model, lambda x: self._forward(x, self.model)
+        elif self.channels == 3:  # gray image, colour model: replicate, denoise, back to gray
             if notices is not None:
                 notices.append("gray image denoised with a color model (channels replicated)")
-            return self._run(to_channels(pixels, 3)).mean(axis=2, keepdims=True)
-        if notices is not None:
-            notices.append("color image denoised channel by channel with a gray model")
-        return np.concatenate([self._run(pixels[..., i : i + 1]) for i in range(c)], axis=2)
+            model, fn = self.model, lambda x: self._forward(to_channels(x, 3)).mean(axis=2, keepdims=True)
+        else:
+            if notices is not None:
+                notices.append("color image denoised channel by channel with a gray model")
+            model = self.model
+            fn = lambda x: np.concatenate([self._forward(x[..., i : i + 1]) for i in range(x.shape[2])], axis=2)  # noqa: E731
+        if not self.ensemble:
+            return model, fn
+        return model, lambda x: ensemble_mean(fn, x)
 
     def _tile_size(self, h: int, w: int, model: nn.Module) -> int | None:
         if self.tile == 0:
@@ -151,35 +191,20 @@ class Denoiser:
         else:
             with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
                 y = model(t)
-        return y[0].float().clamp_(0, 1).cpu().numpy().transpose(1, 2, 0)
+        y = y[0].float()
+        if not bool(torch.isfinite(y).all()):
+            raise ModelOutputError("the network's output is not finite (NaN or infinity): the weights are corrupt, or "
+                                   "this precision overflows; try --precision fp32 or other weights")
+        return y.clamp_(0, 1).cpu().numpy().transpose(1, 2, 0)
 
-    def _run(self, pixels: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
-        """One pass, or with ``ensemble`` the mean of the passes over the 8 turned/mirrored views (a network
-        is not exactly equivariant, so its errors partly average out)."""
-        if not self.ensemble:
-            return self._run_once(pixels, model)
-        # views stay numpy views: _forward copies each into a tensor anyway, and every pass's output is fresh,
-        # so the first can hold the running sum
-        views = (undo_dihedral(self._run_once(dihedral(pixels, k, flip), model), k, flip) for k, flip in DIHEDRAL)
-        total = next(views)
-        for out in views:
-            total += out
-        return total / len(DIHEDRAL)
 
-    def _run_once(self, pixels: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
-        model = model or self.model
-        h, w = pixels.shape[:2]
-        tile = self._tile_size(h, w, model)
-        if tile is None or (h <= tile and w <= tile):
-            try:
-                return self._forward(pixels, model)
-            except torch.cuda.OutOfMemoryError:
-                if self.tile is not None:  # the user chose whole images: say so rather than second-guess
-                    raise
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                tile = AUTO_TILE  # the estimate was wrong for this device: fall back to safe tiles
-        return tiled(lambda x: self._forward(x, model), pixels, tile, _round_up(self.overlap, MULTIPLE))
+def ensemble_mean(fn: TileFn, x: np.ndarray) -> np.ndarray:
+    """The mean of ``fn`` over the 8 turned/mirrored views of x, each turned back (a network is not exactly
+    equivariant, so its errors partly average out)."""
+    total = np.zeros(x.shape, np.float32)
+    for k, flip in DIHEDRAL:
+        total += undo_dihedral(fn(np.ascontiguousarray(dihedral(x, k, flip))), k, flip)
+    return total / len(DIHEDRAL)
 
 
 def _ramp(n: int, lo_ctx: int, hi_ctx: int, overlap: int) -> np.ndarray:
@@ -196,21 +221,89 @@ def _ramp(n: int, lo_ctx: int, hi_ctx: int, overlap: int) -> np.ndarray:
     return r
 
 
-def tiled(fn, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-    """Apply ``fn`` tile by tile with ``overlap`` context, blending into one output."""
-    h, w, c = pixels.shape
-    out = np.zeros((h, w, c), np.float32)
-    weight = np.zeros((h, w, 1), np.float32)  # accumulators are updated in place: no full-size temporaries
+def count_tiles(h: int, w: int, tile: int | None) -> int:
+    """How many network passes :func:`blend_tiles` makes for an h×w image (one without tiles)."""
+    if tile is None or (h <= tile and w <= tile):
+        return 1
+    return -(-h // tile) * -(-w // tile)
+
+
+def _store(dst: np.ndarray, rows: slice, values: np.ndarray) -> None:
+    """Write float results in [0,1] into dst's rows in dst's type (rounded for integers)."""
+    if dst.dtype.kind == "f":
+        dst[rows] = values
+        return
+    top = np.iinfo(dst.dtype).max
+    np.clip(values, 0.0, 1.0, out=values)
+    values *= top
+    np.round(values, out=values)
+    dst[rows] = values
+
+
+def _floats(src: np.ndarray) -> np.ndarray:
+    """A block of source pixels as float32 in [0,1] (always a new array)."""
+    if src.dtype.kind == "f":
+        return src.astype(np.float32, copy=True)
+    return src.astype(np.float32) / np.float32(np.iinfo(src.dtype).max)
+
+
+def blend_tiles(fn: TileFn, src: np.ndarray, dst: np.ndarray, tile: int | None, overlap: int, *,
+                strength: float = 1.0, on_tile: Callable[[int, int], None] | None = None, passes: int = 1) -> None:
+    """Apply ``fn`` (float32 tile in [0,1] → same shape) to src tile by tile with ``overlap`` context, blend, and write
+    the result into dst (same shape; float32, uint8 or uint16) one finished band of rows at a time. ``tile`` None runs
+    the whole image at once. ``strength`` < 1 keeps that share of the estimate: y − strength·(y − x̂)."""
+    h, w, _ = src.shape
+    total = count_tiles(h, w, tile) * passes
+    if tile is None or (h <= tile and w <= tile):
+        res = fn(_floats(src))
+        if strength != 1.0:
+            _soften(res, src, strength)
+        _store(dst, slice(0, h), res)
+        if on_tile:
+            on_tile(passes, total)
+        return
+    band = min(max(1, overlap // 4), overlap)  # rows of blending on each side of a tile's core
+    carry_acc = carry_wt = None
+    done = 0
     for y0 in range(0, h, tile):
+        lo, hi = max(0, y0 - band), min(h, y0 + tile + band)
+        acc = np.zeros((hi - lo, w, dst.shape[2]), np.float32)
+        wt = np.zeros((hi - lo, w, 1), np.float32)
+        if carry_acc is not None:
+            acc[: len(carry_acc)] = carry_acc
+            wt[: len(carry_wt)] = carry_wt
+        ya, yb = max(0, y0 - overlap), min(h, y0 + tile + overlap)
+        wy = _ramp(yb - ya, y0 - ya, yb - min(h, y0 + tile), overlap)[lo - ya : hi - ya]
         for x0 in range(0, w, tile):
-            ya, yb = max(0, y0 - overlap), min(h, y0 + tile + overlap)
             xa, xb = max(0, x0 - overlap), min(w, x0 + tile + overlap)
-            res = fn(pixels[ya:yb, xa:xb])
-            wy = _ramp(yb - ya, y0 - ya, yb - min(h, y0 + tile), overlap)
+            res = fn(_floats(src[ya:yb, xa:xb]))[lo - ya : hi - ya]
             wx = _ramp(xb - xa, x0 - xa, xb - min(w, x0 + tile), overlap)
-            wt = (wy[:, None] * wx[None, :])[..., None]
-            res *= wt
-            out[ya:yb, xa:xb] += res
-            weight[ya:yb, xa:xb] += wt
-    out /= weight
+            weight = (wy[:, None] * wx[None, :])[..., None]
+            res *= weight
+            acc[:, xa:xb] += res
+            wt[:, xa:xb] += weight
+            done += passes
+            if on_tile:
+                on_tile(done, total)
+        final = (y0 + tile - band if y0 + tile < h else hi) - lo  # rows no later tile row writes to
+        out = acc[:final]
+        out /= wt[:final]
+        if strength != 1.0:
+            _soften(out, src[lo : lo + final], strength)
+        _store(dst, slice(lo, lo + final), out)
+        carry_acc, carry_wt = acc[final:].copy(), wt[final:].copy()
+
+
+def _soften(estimate: np.ndarray, src: np.ndarray, strength: float) -> None:
+    """estimate ← y − strength·(y − estimate), in place, for the source pixels y of the same rows."""
+    y = _floats(src)
+    estimate -= y
+    estimate *= strength
+    estimate += y
+
+
+def tiled(fn: TileFn, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """Apply ``fn`` tile by tile with ``overlap`` context to float32 pixels, blending into one new array."""
+    out = np.empty(pixels.shape, np.float32)
+    blend_tiles(fn, pixels, out, tile, overlap)
     return out

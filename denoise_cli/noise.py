@@ -16,12 +16,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from .errors import NoiseSpecError
 
 KINDS = ("awgn", "hg", "mg", "camera")
 
-
-class NoiseSpecError(ValueError):
-    """A noise spec string that cannot be parsed."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .models.mwcnn import pad_bottom_right
+
 FACTOR = 4
 
 
@@ -41,4 +43,4 @@ def pad_to_multiple(x: torch.Tensor, factor: int = FACTOR) -> tuple[torch.Tensor
     """Reflect-pad bottom/right so H, W are multiples of factor; returns the original size."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % factor, (-w) % factor
-    return (F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x), (h, w)
+    return pad_bottom_right(x, ph, pw), (h, w)

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from .errors import WeightsError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REGISTRY_CANDIDATES = (PACKAGE_DIR / "weights.toml", PACKAGE_DIR.parent / "weights.toml")
 
-
-class WeightsError(Exception):
-    """Weights that cannot be found, fetched or trusted; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -68,18 +66,31 @@ def registry_path() -> Path:
 
 @lru_cache(maxsize=4)
 def load_registry(path: Path | None = None) -> Registry:
-    """Parse weights.toml (the installed copy, else the repository's)."""
+    """Parse weights.toml (the installed copy, else the repository's); a malformed file is a WeightsError naming
+    what is wrong."""
     path = path or registry_path()
-    data = tomllib.loads(path.read_text())
-    entries = {}
-    for name, e in data.get("models", {}).items():
-        src = e.get("source", {})
-        entries[name] = WeightsEntry(
-            name=name, sha256=e["sha256"], channels=int(e["channels"]), noise=e["noise"],
-            description=e.get("description", ""), size=int(e.get("size", 0)),
-            embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
-            revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
-    return Registry(default=data["default"], entries=entries, default_gray=data.get("default_gray"))
+    try:
+        data = tomllib.loads(path.read_text())
+        entries = {}
+        for name, e in data.get("models", {}).items():
+            src = e.get("source", {})
+            entries[name] = WeightsEntry(
+                name=name, sha256=str(e["sha256"]), channels=int(e["channels"]), noise=str(e["noise"]),
+                description=e.get("description", ""), size=int(e.get("size", 0)),
+                embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
+                revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
+        registry = Registry(default=str(data["default"]), entries=entries, default_gray=data.get("default_gray"))
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise WeightsError(f"{path} is not valid TOML ({e}); reinstall denoise-cli or fix the file") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise WeightsError(f"{path} is malformed ({what}); reinstall denoise-cli or fix the file") from None
+    for name in (registry.default, registry.default_gray):
+        if name is not None and name not in entries:
+            raise WeightsError(f"{path} names default {name!r}, which it does not define")
+    return registry
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -102,25 +113,45 @@ def verify(path: Path, entry: WeightsEntry) -> Path:
 
 def hub_download(repo_id: str, filename: str, revision: str | None, *, force: bool = False,
                  what: str | None = None) -> Path:
-    """Fetch one file through huggingface_hub, turning its errors into one-line WeightsErrors."""
+    """Fetch one file through huggingface_hub, turning its errors into one-line WeightsErrors. An unreachable Hub
+    is found with one short connection attempt (huggingface_hub itself retries for about half a minute); the cache
+    still serves files it holds."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.utils import logging as hf_logging
 
     what = what or f"{repo_id}/{filename}"
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    offline = bool(constants.HF_HUB_OFFLINE) or not reachable(endpoint)
+    hf_logging.set_verbosity_error()  # its retry warnings would add lines; failures are reported below
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, force_download=force,
-                                    endpoint=os.environ.get("HF_ENDPOINT") or None))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, force_download=force and not offline,
+                                    endpoint=os.environ.get("HF_ENDPOINT") or None, local_files_only=offline))
     except LocalEntryNotFoundError:
         if constants.HF_HUB_OFFLINE:
             raise WeightsError(f"{what} is not in the Hugging Face cache and offline mode is on "
                                f"(HF_HUB_OFFLINE); download it once online, or pass --weights PATH") from None
-        raise WeightsError(f"cannot reach the Hugging Face Hub at {os.environ.get('HF_ENDPOINT') or constants.ENDPOINT} "
-                           f"to fetch {what}; check the network (or HF_ENDPOINT), or pass --weights PATH") from None
+        raise WeightsError(f"cannot reach the Hugging Face Hub at {endpoint} to fetch {what}; check the network "
+                           f"(or HF_ENDPOINT), or pass --weights PATH") from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         raise WeightsError(f"{what} not found on the Hub ({repo_id}, {filename}, revision {revision or 'main'})") from None
     except HfHubHTTPError as e:
         raise WeightsError(f"Hub download of {what} failed: {str(e).splitlines()[0]}") from None
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host and port opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def cached_path(entry: WeightsEntry) -> Path | None:

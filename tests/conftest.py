@@ -36,12 +36,12 @@ def smooth_rgb() -> np.ndarray:
     return np.stack([x / 63, y / 47, (x + y) / 110], axis=2).astype(np.float32)
 
 
-def run_cli(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path | None = None,
+            preexec_fn=None) -> subprocess.CompletedProcess:
     """Run `python -m denoise_cli ARGS` as a user would (fresh process, so env vars apply)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "denoise_cli", *args], capture_output=True, input=stdin,
-                          env=full_env, cwd=cwd, timeout=300)
+                          env=full_env, cwd=cwd, timeout=300, preexec_fn=preexec_fn)
 
 
 def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:

@@ -17,3 +17,28 @@ def test_saving_the_same_model_again_gives_the_same_bytes(tmp_path):
         digests.add((i % 2, hashlib.sha256(path.read_bytes()).hexdigest()))
         assert read_metadata(path) | meta == read_metadata(path) and load_model(path).config == model.config
     assert len(digests) == 2  # one fp32 file and one fp16 file
+
+
+def _with_metadata(src, dst, **meta):
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(src)), str(dst), metadata={**read_metadata(src), **meta})
+    return dst
+
+
+def test_metadata_is_checked_before_anything_is_built(tmp_path):
+    import pytest
+
+    from denoise_cli.errors import CheckpointError
+
+    good = tmp_path / "good.safetensors"
+    save_model(tiny_model(), good)
+    cases = {"malformed": '{"channels": 3, "widths": ', "absurd": '{"channels": 3, "widths": [100000, 8, 8], "convs": 1}',
+             "missing": '{"channels": 3}', "mismatch": '{"channels": 3, "widths": [8, 8, 8], "convs": 1}'}
+    for name, config in cases.items():
+        bad = _with_metadata(good, tmp_path / f"{name}.safetensors", config=config)
+        with pytest.raises(CheckpointError) as e:
+            load_model(bad)
+        assert "\n" not in str(e.value) and name + ".safetensors" in str(e.value)
+    with pytest.raises(CheckpointError, match="architecture"):
+        load_model(_with_metadata(good, tmp_path / "other.safetensors", arch="unet"))

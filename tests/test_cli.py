@@ -143,3 +143,103 @@ def test_summary_line_keeps_three_significant_figures_of_slow_throughput():
 
     assert summary_line(2, 1, 0.0246, 2.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
     assert summary_line(0, 3, 0.0, 0.0, "cpu") == "0 denoised, 3 failed"
+
+
+def _corrupt_png(path):
+    data = bytearray(_png(path, 64, 64).read_bytes())
+    at = data.find(b"IDAT") + 20
+    data[at : at + 40] = bytes(b ^ 0xFF for b in data[at : at + 40])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_hostile_inputs_get_one_line_each_and_the_batch_goes_on(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    _png(src / "good.png")
+    _corrupt_png(src / "corrupt.png")
+    (src / "loop1.png").symlink_to(src / "loop2.png")
+    (src / "loop2.png").symlink_to(src / "loop1.png")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(src / "dot.png")
+    Image.fromarray(np.zeros((4, 3, 3), np.uint8)).save(src / "tiny.png")
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(src / "anim.gif", save_all=True,
+                                                       append_images=[Image.fromarray(np.ones((9, 9, 3), np.uint8))])
+    out = tmp_path / "out"
+    r = run_cli("denoise", str(src), str(src / "loop1.png"), "-o", str(out), "-w", str(tiny_weights))
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err
+    assert sum("corrupt.png" in line and "error" in line for line in err.splitlines()) == 1
+    assert sum("loop1.png" in line and "error" in line for line in err.splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["anim.png", "dot.png", "good.png", "tiny.png"]
+    assert "only the first" in err
+    assert read_image(out / "dot.png").pixels.shape == (1, 1, 3)
+
+
+def test_write_failures_are_reported_per_file(tmp_path, tiny_weights):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png", seed=1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").mkdir()  # an existing output that is a folder
+    r = run_cli("denoise", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out"),
+                "-w", str(tiny_weights))
+    assert r.returncode == 1 and b"is a folder" in r.stderr and b"Traceback" not in r.stderr
+    assert (tmp_path / "out" / "b.png").is_file()
+    r = run_cli("denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png"), "-w", str(tiny_weights))
+    assert r.returncode == 2 and b"-o takes a folder" in r.stderr
+
+
+def test_a_full_disk_fails_the_file_and_leaves_nothing_behind(tmp_path, tiny_weights):
+    import resource
+    import signal
+
+    def small_files_only() -> None:  # writes past 4 KB fail as on a full disk (EFBIG instead of ENOSPC)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    _png(tmp_path / "a.png", 64, 64)
+    r = run_cli("denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-w", str(tiny_weights),
+                preexec_fn=small_files_only)
+    assert r.returncode == 1 and b"cannot write" in r.stderr and b"Traceback" not in r.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_stdin_with_an_output_folder_is_written_there(tmp_path, tiny_weights):
+    data = encode_image(Photo(np.random.default_rng(2).random((24, 30, 3)).astype(np.float32)), "PNG")
+    r = run_cli("denoise", "-", "-o", str(tmp_path / "out"), "-w", str(tiny_weights), stdin=data)
+    assert r.returncode == 0 and r.stdout == b"", r.stderr
+    assert read_image(tmp_path / "out" / "stdin.png").pixels.shape == (24, 30, 3)
+
+
+def test_a_closed_stdout_is_an_error(tmp_path, tiny_weights):
+    import os
+    import subprocess
+    import sys
+
+    data = encode_image(Photo(np.random.default_rng(2).random((256, 256, 3)).astype(np.float32)), "PNG")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first write gets EPIPE
+    p = subprocess.run([sys.executable, "-m", "denoise_cli", "denoise", "-", "-w", str(tiny_weights)], input=data,
+                       stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    os.close(write_end)
+    assert p.returncode == 1 and b"standard output was closed" in p.stderr and b"Traceback" not in p.stderr
+    assert b"Exception ignored" not in p.stderr
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    import torch
+
+    from conftest import tiny_model
+    from denoise_cli.checkpoint import save_model
+
+    model = tiny_model()
+    with torch.no_grad():
+        model.enc1[0].weight.fill_(float("nan"))
+    save_model(model, tmp_path / "nan.safetensors")
+    img = _png(tmp_path / "a.png")
+    r = run_cli("denoise", str(img), "-w", str(tmp_path / "nan.safetensors"))
+    assert r.returncode == 2 and b"not finite" in r.stderr and not (tmp_path / "a_denoised.png").exists()
+
+
+def test_strength_outside_0_to_1_is_a_usage_error(tmp_path, tiny_weights):
+    r = run_cli("denoise", str(_png(tmp_path / "a.png")), "-w", str(tiny_weights), "--strength", "1.5")
+    assert r.returncode == 2 and b"Traceback" not in r.stderr

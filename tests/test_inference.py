@@ -97,3 +97,43 @@ def test_activation_estimate_covers_the_measured_peaks():
     assert 204 <= activation_bytes_per_pixel(small, "fp32") <= 1.5 * 204
     assert 108 <= activation_bytes_per_pixel(small, "fp16") <= 1.5 * 108
     assert activation_bytes_per_pixel(build_mwcnn(3, "full"), "fp32") >= 1050  # measured on the CPU
+
+
+def test_strength_removes_that_share_of_the_estimated_noise():
+    x = np.random.default_rng(1).random((24, 40, 3)).astype(np.float32)
+    full = Denoiser(tiny_model(3), tile=0)(x)
+    half = Denoiser(tiny_model(3), tile=0, strength=0.5)(x)
+    none = Denoiser(tiny_model(3), tile=0, strength=0.0)(x)
+    assert np.abs(half - (x - 0.5 * (x - full))).max() < 1e-6
+    assert np.array_equal(none, x)
+    with pytest.raises(ValueError):
+        Denoiser(tiny_model(3), strength=1.5)
+
+
+def test_output_that_is_not_finite_is_an_error():
+    from denoise_cli.errors import ModelOutputError
+
+    model = tiny_model(3)
+    with torch.no_grad():
+        model.enc1[0].bias.fill_(float("inf"))
+    with pytest.raises(ModelOutputError):
+        Denoiser(model, tile=0)(np.zeros((16, 16, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_pixels_stream_into_the_same_type_as_float_pixels_would(dtype):
+    """The tiled engine writes finished rows straight into the photo's own integer type: the result is the float
+    path's result, rounded."""
+    top = np.iinfo(dtype).max
+    ints = np.random.default_rng(3).integers(0, top + 1, (150, 130, 3)).astype(dtype)
+    den = Denoiser(tiny_model(3), tile=48, overlap=16, strength=0.8)
+    got = den.denoise(ints)
+    want = np.round(np.clip(den(ints.astype(np.float32) / top), 0, 1) * top).astype(dtype)
+    assert got.dtype == dtype and np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_progress_counts_every_tile():
+    calls = []
+    Denoiser(tiny_model(3), tile=32, overlap=8).denoise(np.zeros((70, 100, 3), np.float32),
+                                                        on_tile=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (12, 12) and len(calls) == 12

@@ -121,3 +121,105 @@ def test_camera_raw_is_demosaiced_to_16bit(tmp_path):
     p = read_image(make_dng(tmp_path / "shot.dng"))
     assert p.bits == 16 and p.format == "RAW" and p.pixels.shape == (64, 96, 3)
     assert any("RAW" in n for n in p.notices)
+
+
+def _png_bytes(px: np.ndarray) -> bytes:
+    buf = pyio.BytesIO()
+    Image.fromarray(px).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_corrupt_pixel_data_is_an_error_not_a_black_image():
+    data = bytearray(_png_bytes((np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)))
+    at = data.find(b"IDAT") + 20
+    data[at : at + 40] = bytes(b ^ 0xFF for b in data[at : at + 40])  # bytes flipped inside the compressed pixels
+    with pytest.raises(ImageError, match="corrupt"):
+        read_image(bytes(data))
+
+
+def _tiff(path, arr, **kwargs):
+    import tifffile
+
+    tifffile.imwrite(path, arr, **kwargs)
+    return path
+
+
+def test_tiff_layout_tags_never_travel_as_exif(tmp_path):
+    """A planar TIFF's strip offsets and planar configuration written into the output would describe pixels that are
+    not there: only the photo's own tags (camera, date, Exif IFD) are carried."""
+    px = (np.random.default_rng(1).random((32, 40, 3)) * 255).astype(np.uint8)
+    src = _tiff(tmp_path / "planar.tif", px.transpose(2, 0, 1), planarconfig="separate", photometric="rgb")
+    photo = read_image(src)
+    assert np.array_equal(np.round(photo.pixels * 255).astype(np.uint8), px)
+    for fmt in ("TIFF", "PNG"):
+        back = read_image(encode_image(photo, fmt))
+        assert np.array_equal(back.pixels, photo.pixels)
+    cmyk = tmp_path / "cmyk.tif"
+    Image.fromarray(px).convert("CMYK").save(cmyk)
+    out = read_image(encode_image(read_image(cmyk), "TIFF"))
+    assert out.pixels.shape == (32, 40, 3) and out.pixels.mean() > 0.2  # decoded, not garbage
+
+
+def test_exif_keeps_the_camera_and_settings_but_no_layout_tags():
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0111] = "Canon", "EOS 80D", 1234  # make, model, StripOffsets
+    exif.get_ifd(0x8769)[0x8827] = 3200  # ISO
+    px = np.full((8, 8, 3), 128, np.uint8)
+    buf = pyio.BytesIO()
+    Image.fromarray(px).save(buf, "JPEG", exif=exif.tobytes())
+    kept = Image.Exif()
+    kept.load(read_image(buf.getvalue()).exif)
+    assert kept[0x010F] == "Canon" and kept[0x0110] == "EOS 80D" and kept.get_ifd(0x8769)[0x8827] == 3200
+    assert 0x0111 not in kept
+
+
+def test_float_and_16bit_gray_alpha_tiffs_are_read_and_written_back(tmp_path):
+    rng = np.random.default_rng(2)
+    f32 = rng.random((16, 20, 3)).astype(np.float32)
+    photo = read_image(_tiff(tmp_path / "float.tif", f32, photometric="rgb"))
+    assert photo.bits == 32 and np.abs(photo.pixels - f32).max() < 1e-7
+    back = read_image(encode_image(photo, "TIFF"))
+    assert back.bits == 32 and np.abs(back.pixels - f32).max() < 1e-7
+    assert read_image(encode_image(photo, "PNG")).bits == 16 and any("floating" in n for n in photo.notices)
+    ga = np.stack([rng.integers(0, 65536, (16, 20)), np.full((16, 20), 40000)], 2).astype(np.uint16)
+    photo = read_image(_tiff(tmp_path / "ga.tif", ga, photometric="minisblack", extrasamples=["unassalpha"]))
+    assert photo.bits == 16 and photo.channels == 1 and np.array_equal(photo.alpha, ga[..., 1])
+    assert np.array_equal(np.round(photo.pixels[..., 0] * 65535).astype(np.uint16), ga[..., 0])
+
+
+def test_multi_frame_images_say_that_only_the_first_frame_is_used(tmp_path):
+    px = (np.random.default_rng(3).random((8, 8, 3)) * 255).astype(np.uint8)
+    Image.fromarray(px).save(tmp_path / "a.gif", save_all=True, append_images=[Image.fromarray(255 - px)])
+    _tiff(tmp_path / "p.tif", np.stack([px, 255 - px]), photometric="rgb")
+    for name in ("a.gif", "p.tif"):
+        assert any("only the first" in n for n in read_image(tmp_path / name).notices), name
+
+
+def test_raw_pixels_keep_their_integer_type():
+    px = (np.random.default_rng(4).random((8, 8, 3)) * 255).astype(np.uint8)
+    photo = read_image(_png_bytes(px), raw=True)
+    assert photo.pixels.dtype == np.uint8 and np.array_equal(photo.pixels, px)
+    assert read_image(encode_image(photo, "PNG"), raw=True).pixels.tobytes() == px.tobytes()
+
+
+def test_no_overwrite_is_checked_when_the_file_is_moved_into_place(tmp_path):
+    """A name taken between the check and the move (another process writing the same output) is not replaced."""
+    from denoise_cli.io import write_bytes_atomic
+
+    target = tmp_path / "x.png"
+    target.write_bytes(b"first")
+    with pytest.raises(FileExistsError):
+        write_bytes_atomic(target, b"second", overwrite=False)
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["x.png"]
+    write_bytes_atomic(tmp_path / "y.png", b"new", overwrite=False)
+    assert (tmp_path / "y.png").read_bytes() == b"new"
+
+
+def test_write_errors_are_one_line_image_errors(tmp_path):
+    photo = Photo(np.zeros((4, 4, 3), np.float32))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageError, match="cannot write"):
+        write_image(photo, tmp_path / "file" / "out.png")  # a file where a folder should be
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(ImageError, match="is a folder"):
+        write_image(photo, tmp_path / "dir.png", overwrite=True)

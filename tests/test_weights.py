@@ -134,3 +134,24 @@ def test_default_denoiser_has_a_gray_model_for_gray_images():
     reg = W.load_registry()
     assert reg.default_gray and reg.get(reg.default_gray).channels == 1
     assert load_denoiser(None, device="cpu").gray_model is not None
+
+
+def test_a_malformed_registry_is_one_line(tmp_path):
+    cases = {"syntax.toml": "default = [", "keys.toml": 'default = "x"\n[models.x]\nchannels = 3\n',
+             "default.toml": 'default = "y"\n'}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(W.WeightsError) as e:
+            W.load_registry(tmp_path / name)
+        assert name in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_unreachable_hub_fails_at_once(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    start = time.monotonic()
+    with pytest.raises(W.WeightsError, match="cannot reach"):
+        W.resolve("hf://owner/repo/model.safetensors")
+    assert time.monotonic() - start < 10  # huggingface_hub alone retries for about 25 s

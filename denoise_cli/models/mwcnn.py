@@ -14,6 +14,7 @@ from torch import nn
 
 LEVELS = 3
 MULTIPLE = 2**LEVELS  # input sides must be multiples of this; `MWCNN.forward` pads to it
+MAX_WIDTH, MAX_CONVS = 512, 8  # bounds on a checkpoint's config: twice the authors' widths, their convs doubled
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,18 @@ class MWCNNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MWCNNConfig":
-        return cls(channels=int(d["channels"]), widths=tuple(int(w) for w in d["widths"]), convs=int(d["convs"]))
+        """The config a checkpoint describes; ValueError for anything outside sane bounds (a file's metadata is
+        checked before any memory is allocated for it)."""
+        try:
+            channels, convs = int(d["channels"]), int(d["convs"])
+            widths = tuple(int(w) for w in d["widths"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed MWCNN config ({type(e).__name__}: {e})") from None
+        if channels not in (1, 3) or len(widths) != LEVELS or not all(1 <= w <= MAX_WIDTH for w in widths) \
+                or not 1 <= convs <= MAX_CONVS:
+            raise ValueError(f"MWCNN config out of bounds: channels {channels}, widths {list(widths)}, convs {convs} "
+                             f"(expected 1 or 3 channels, {LEVELS} widths of 1–{MAX_WIDTH}, 1–{MAX_CONVS} convs)")
+        return cls(channels=channels, widths=widths, convs=convs)
 
 
 #: Named widths: "small" is the fast, embeddable model; "full" matches the authors' MWCNN widths.
@@ -65,6 +77,15 @@ def iwt(y: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def pad_bottom_right(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """Pad ph rows and pw columns by reflection, or by repeating the edge where the image is too small to reflect
+    (a side of a few pixels)."""
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
 def _block(c_in: int, c_out: int, n: int, last_relu: bool = True) -> nn.Sequential:
     """n 3×3 convs, ReLU after each (the last one optional); the first maps c_in → c_out."""
     layers: list[nn.Module] = []
@@ -94,7 +115,7 @@ class MWCNN(nn.Module):
         """Denoise x (N,C,H,W in [0,1]); any H, W (reflect-padded to a multiple of 8 inside)."""
         h, w = x.shape[-2:]
         ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
-        xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x
+        xp = pad_bottom_right(x, ph, pw)
         e1 = self.enc1(dwt(xp))
         e2 = self.enc2(dwt(e1))
         d2 = iwt(self.bottom(dwt(e2))) + e2

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_model, save_model
-from ..io import list_images, read_image, read_rgb_folder, to_channels
+from ..io import list_images, read_named, read_rgb_folder, to_channels
+from ..models.correlated_noise import load_noise
 from ..models.mwcnn import build_mwcnn
 from ..patches import ImagePool, random_patches
 from ..pd import FACTOR, bayer_groups, pd_down, pd_up
@@ -59,6 +60,8 @@ class DistillConfig:
     init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
     noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper, and runs saved
     # before the choice: LEGACY_NOISE_PASSES), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
+    noise_model: str = "auto"  # "correlated" (the fit's spatially correlated model), "cnnest" (the paper's per-pixel
+    # one), or "auto": correlated where the fit run has one (real mode)
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -122,6 +125,29 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
 
 
+CORRELATED_FILE = "correlated_noise.safetensors"
+
+
+def noise_source(cfg: DistillConfig, stage: Stage1) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
+    path = Path(cfg.fit_run) / CORRELATED_FILE
+    kind = cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if path.exists() else "cnnest")
+    if kind == "cnnest":
+        return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
+    if not path.exists():
+        raise ValueError(f"--noise-model correlated: the fit run {cfg.fit_run} has no {CORRELATED_FILE}")
+    model = load_noise(path).to(next(iter(stage.noise.parameters())).device)
+
+    @torch.no_grad()
+    def correlated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        noise = model.sample(x)
+        if scale is not None:
+            noise *= scale.view(-1, 1, 1, 1)
+        return torch.round((x + noise).clamp(0, 1) * 255) / 255
+
+    return correlated
+
+
 def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray] | ImagePool, list[np.ndarray]]:
     """The clean images (several folders: a pool drawing from each equally often; gray ones replicated to
     colour), and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
@@ -133,7 +159,7 @@ def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray] |
     for f in list_images(Path(fit_run.read_config()["noisy_dir"])):
         target = fit_run.path / "denoised" / f"{f.stem}.png"
         if target.exists():
-            pairs.append(np.concatenate([to_channels(read_image(f).pixels, c), to_channels(read_image(target).pixels, c)], 2))
+            pairs.append(np.concatenate([to_channels(read_named(f).pixels, c), to_channels(read_named(target).pixels, c)], 2))
     return clean, pairs
 
 
@@ -155,6 +181,7 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
                    precision: str = "fp32") -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
     c = stage.cfg.channels
+    noisy_of = noise_source(cfg, stage)
     n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
@@ -166,7 +193,7 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
     def step_loss(_: int) -> torch.Tensor:
         x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
         scale = torch.empty(x.shape[0], device=device).uniform_(*cfg.noise_scale)
-        y = synthesize(stage, x, scale, cfg.noise_passes)
+        y = noisy_of(x, scale)
         if not n_noisy:
             return F.mse_loss(cdn(y), x)
         yx = random_patches(pairs, patch, n_noisy, rng).to(device)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..guided import guided_filter
 from ..inference import tiled
-from ..io import ImageError, Photo, list_images, read_image, to_channels, write_image
+from ..io import Photo, list_images, read_named, to_channels, write_image
 from ..likelihood import bayes_fusion, constrained_nll, covariance, gaussian_nll
 from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale, LEGACY_START
 from ..models.noise_model import NoiseModel
@@ -94,13 +94,7 @@ class FitConfig:
 def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
     """Read every image of the folder (any format the package reads)."""
     files = list_images(folder)
-    photos = []
-    for f in files:
-        try:
-            photos.append(read_image(f))
-        except ImageError as e:
-            raise ImageError(f"{f}: {e}") from None
-    return files, photos
+    return files, [read_named(f) for f in files]
 
 
 def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
