@@ -187,3 +187,12 @@ def _write_stdout(data: bytes) -> None:
         # Python would complain again when it flushes stdout at exit: point it at nothing first
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise StdoutClosed("standard output was closed before the whole image was written") from None
+
+
+def summary_line(done: int, failed: int, megapixels: float, seconds: float, device: str) -> str:
+    """The closing line of a batch: counts, and the network's throughput (denoising time only, not loading,
+    decoding or writing) to three significant figures so that a slow device reads e.g. 0.0123 MP/s, not 0.00."""
+    line = f"{done} denoised, {failed} failed"
+    if done and seconds > 0:
+        line += f" · {megapixels / seconds:.3g} MP/s on {device}"
+    return line

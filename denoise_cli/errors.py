@@ -36,3 +36,7 @@ class NoiseSpecError(ConfigError):
 
 class ModelOutputError(DenoiseError):
     """The network produced values that are not finite numbers (corrupt weights, overflow in low precision)."""
+
+
+class UploadError(DenoiseError):
+    """An upload that the Hub refused or that could not reach (the export itself is done)."""

@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .io import ImageError, list_images, read_image, to_channels
+from .errors import ConfigError, ImageError
+from .io import list_images, read_image, to_channels
 from .metrics import estimate_sigma, psnr, ssim, to_255
 from .noise import NoiseSpec, add_noise, image_rng, parse_spec, quantize
 
@@ -69,7 +70,7 @@ def classical(method: str, spec: NoiseSpec | None) -> DenoiseFn:
         try:
             import bm3d
         except ImportError:
-            raise ImageError("--method bm3d needs the bm3d package: pip install 'denoise-cli[bm3d]'") from None
+            raise ConfigError("the bm3d method needs the bm3d package: pip install 'denoise-cli[bm3d]'") from None
 
         def run_bm3d(y: np.ndarray) -> np.ndarray:
             s = sigma_of(y) / 255
@@ -89,7 +90,7 @@ def classical(method: str, spec: NoiseSpec | None) -> DenoiseFn:
                 out = cv2.fastNlMeansDenoising(u8[..., 0], None, h, 7, 21)[..., None]
             return out.astype(np.float32) / 255
         return run_nlm
-    raise ValueError(f"unknown method {method!r}: use identity, nlm or bm3d")
+    raise ConfigError(f"unknown method {method!r}: use identity, nlm or bm3d")
 
 
 def evaluate(pairs: Iterator[tuple[str, np.ndarray, np.ndarray]], denoise: DenoiseFn,
@@ -139,10 +140,31 @@ def report_stem(data_name: str, spec: str | None, label: str) -> str:
     return f"{data_name}_{str(spec or 'pairs').replace(':', '-').replace(',', '-')}_{Path(label).stem}"
 
 
+def synth_folder(sources: list[Path], output: Path, spec: NoiseSpec, seed: int, *, overwrite: bool = False,
+                 on_file: Callable[[Path, str | None], None] | None = None) -> int:
+    """Write a noisy copy of each clean image into ``output`` as NAME.png; ``on_file(source, error or None)`` after
+    each. Returns the number that failed (unreadable, unwritable, or an output that would replace its input)."""
+    failed = 0
+    for src in sources:
+        dst = output / f"{src.stem}.png"
+        error = None
+        if dst.resolve() == src.resolve():
+            error = "output would overwrite the input"
+        else:
+            try:
+                synth_file(src, dst, spec, seed, overwrite=overwrite)
+            except ImageError as e:
+                error = str(e)
+        failed += error is not None
+        if on_file:
+            on_file(src, error)
+    return failed
+
+
 def synth_file(src: Path, dst: Path, spec: NoiseSpec, seed: int, *, overwrite: bool = False) -> None:
     """Write a noisy copy of one clean image (same bit depth, alpha kept), seeded by its name."""
     from .io import write_image
 
     photo = read_image(src)
-    photo.pixels = quantize(add_noise(photo.pixels, spec, image_rng(seed, src.name)), photo.bits)
+    photo.pixels = quantize(add_noise(photo.pixels, spec, image_rng(seed, src.name)), min(photo.bits, 16))
     write_image(photo, dst, overwrite=overwrite)

@@ -8,11 +8,19 @@ import shutil
 from pathlib import Path
 
 from .checkpoint import load_model, read_metadata, save_model
-from .weights import WeightsError
+from .errors import UploadError, WeightsError
 from .weights_entry import file_fields, read_entry, write_entry
 
 
 def export_model(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
+    """See :func:`_export`; a malformed entry.toml or an unwritable DEST is a WeightsError."""
+    try:
+        return _export(model_dir, dest, half=half, repo_id=repo_id)
+    except (ValueError, OSError) as e:
+        raise WeightsError(f"export to {dest} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _export(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
     """Copy MODEL_DIR/model.safetensors into DEST with a config, a model card and an entry.toml that
     describes the exported file (its own sha256, size and format; a Hub source when ``repo_id`` is
     known). ``half`` stores the weights as fp16 (half the size; inference upcasts, so results barely move)."""
@@ -85,10 +93,16 @@ def upload_folder(folder: Path, repo_id: str, *, revision: str | None = None) ->
     """Upload an exported folder as one commit with huggingface_hub (needs a token: `hf auth login`
     or HF_TOKEN); returns the commit id to pin in weights.toml."""
     from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
     api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
     ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(Path(folder).iterdir())
            if p.is_file()]
-    info = api.create_commit(repo_id, ops, commit_message="Upload denoise-cli model", revision=revision)
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        info = api.create_commit(repo_id, ops, commit_message="Upload denoise-cli model", revision=revision)
+    except LocalTokenNotFoundError:
+        raise WeightsError("uploading needs a Hugging Face token: `hf auth login`, or set HF_TOKEN") from None
+    except (HfHubHTTPError, OSError, ValueError) as e:  # HTTP errors, no network, a malformed repo id
+        raise UploadError(f"upload to {repo_id} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return info.oid

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from .errors import ImageError
+from .errors import ConfigError, ImageError
 
 Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a message that names the file
 # OpenCV's warnings on bad files would add lines; we report those ourselves
@@ -448,13 +448,14 @@ def _place_new(tmp: str, path: Path) -> None:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in a folder, sorted; ImageError if there are none."""
+    """The image files directly in a folder, sorted; ConfigError if it cannot be listed or holds none (a folder given
+    to fit, distill or eval is the user's setting)."""
     try:
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     except OSError as e:
-        raise ImageError(f"cannot list {folder}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot list {folder}: {e.strerror or e}") from None
     if not files:
-        raise ImageError(f"no images in {folder}")
+        raise ConfigError(f"no images in {folder}")
     return files
 
 

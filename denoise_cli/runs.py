@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import ConfigError
 from .io import write_bytes_atomic
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in '90', '90s', '30m', '1h30m', '2h'."""
+    """Seconds in '90', '90s', '30m', '1h30m', '2h'; ConfigError for anything else, zero included."""
     text = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 30m, 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+        if not parts or "".join(a + b for a, b in parts) != text:
+            raise ConfigError(f"bad duration {text!r}: use e.g. 90s, 30m, 1h30m")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"duration {text!r}: must be longer than zero")
+    return seconds
 
 
 class Run:
@@ -41,6 +48,18 @@ class Run:
 
     def exists(self) -> bool:
         return self.checkpoint.exists()
+
+    @contextmanager
+    def removed_on_failure(self):
+        """Remove the run folder again if it is new here and the work inside fails before its first checkpoint:
+        a refused or broken start leaves nothing half-made behind."""
+        new = not self.path.exists()
+        try:
+            yield self
+        except BaseException:
+            if new and not self.exists():
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def write_config(self, config: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -120,7 +139,11 @@ class Budget:
 
     def __init__(self, iterations: int | None, seconds: float | None, step: int = 0, elapsed: float = 0.0):
         if iterations is None and seconds is None:
-            raise ValueError("give --iterations and/or --time-budget")
+            raise ConfigError("give --iterations and/or --time-budget")
+        if iterations is not None and iterations < 1:
+            raise ConfigError(f"--iterations {iterations}: expected at least 1 step")
+        if seconds is not None and not seconds > 0:
+            raise ConfigError("--time-budget: must be longer than zero")
         self.iterations, self.seconds = iterations, seconds
         self.step, self._before = step, elapsed
         self._start = time.monotonic()

@@ -182,6 +182,21 @@ def resolve_default_gray() -> Path | None:
     return fetch(reg.get(reg.default_gray)) if reg.default_gray else None
 
 
+def registry_rows() -> list[dict[str, Any]]:
+    """One row per registry entry for listings: name, role, images and noise, size, where the file is, whether it
+    is on this machine, and its measured scores as (test, PSNR) pairs."""
+    reg = load_registry()
+    rows = []
+    for e in reg.entries.values():
+        local = cached_path(e)
+        rows.append({"name": e.name, "default": e.name == reg.default, "default_gray": e.name == reg.default_gray,
+                     "channels": e.channels, "noise": e.noise, "size_mb": round(e.size / 1e6, 2),
+                     "source": "embedded" if e.embedded else f"hf://{e.repo_id}",
+                     "local": bool(local and local.exists()),
+                     "scores": [(k, v["psnr"]) for k, v in e.metrics.items() if "psnr" in v]})
+    return rows
+
+
 def used_weights(spec: str | os.PathLike | None) -> dict[str, str | None]:
     """What a --weights value means, for summaries: the model for colour (and all images when given)
     and the gray default that the registry adds when no --weights is given."""

@@ -139,7 +139,7 @@ def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
 
 
 def test_summary_line_keeps_three_significant_figures_of_slow_throughput():
-    from denoise_cli.cli import summary_line
+    from denoise_cli.batch import summary_line
 
     assert summary_line(2, 1, 0.0246, 2.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
     assert summary_line(0, 3, 0.0, 0.0, "cpu") == "0 denoised, 3 failed"
@@ -243,3 +243,11 @@ def test_weights_that_are_not_finite_are_refused(tmp_path):
 def test_strength_outside_0_to_1_is_a_usage_error(tmp_path, tiny_weights):
     r = run_cli("denoise", str(_png(tmp_path / "a.png")), "-w", str(tiny_weights), "--strength", "1.5")
     assert r.returncode == 2 and b"Traceback" not in r.stderr
+
+
+def test_negative_tiles_and_overlaps_are_usage_errors(tmp_path, tiny_weights):
+    img = _png(tmp_path / "a.png")
+    for args in (["--tile", "-5"], ["--overlap", "-3"], ["--max-pixels", "0"]):
+        r = run_cli("denoise", str(img), "-w", str(tiny_weights), *args)
+        assert r.returncode == 2 and b"Traceback" not in r.stderr, args
+    assert not (tmp_path / "a_denoised.png").exists()

@@ -151,9 +151,10 @@ def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
     args = ("fit", str(d), "--run", str(run), "--patch", "8", "--batch", "16")
-    r = run_cli(*args, "--iterations", "5")
+    r = run_cli(*args, "--iterations", "5", "--verbose")
     assert r.returncode == 0, r.stderr
-    assert b"exact likelihood" in r.stderr
+    assert b"exact likelihood" in r.stderr  # --verbose names the settings
+    assert b"too few to learn much" in r.stderr  # and five steps are not a useful fit
     first = load_stage1(Run(run)).mu_scale.log_scale.detach().clone()
     assert (first != 0).any()  # phases B and C trained it (it starts at 0) and the checkpoint kept it
     r = run_cli(*args, "--iterations", "8", "--resume")
@@ -198,3 +199,17 @@ def test_fit_needs_a_budget_and_images(tmp_path):
     assert run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r")).returncode == 2
     r = run_cli("fit", str(tmp_path), "--run", str(tmp_path / "r"), "--iterations", "1")
     assert r.returncode == 2 and b"no images" in r.stderr
+
+
+def test_bad_budgets_and_a_missing_resume_are_refused_before_anything_is_made(tmp_path):
+    d = noisy_folder(tmp_path, 1)
+    run = tmp_path / "run"
+    for args in (["--iterations", "0"], ["--iterations", "-3"], ["--time-budget", "0"], ["--time-budget", "soon"],
+                 ["--iterations", "2", "--resume"], []):
+        r = run_cli("fit", str(d), "--run", str(run), *args)
+        assert r.returncode == 2 and b"Traceback" not in r.stderr, (args, r.stderr)
+        assert not run.exists(), args
+    assert b"no run" in run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--resume").stderr
+    (tmp_path / "empty").mkdir()
+    r = run_cli("fit", str(tmp_path / "empty"), "--run", str(run), "--iterations", "2")
+    assert r.returncode == 2 and b"no images" in r.stderr and not run.exists()

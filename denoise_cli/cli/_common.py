@@ -1,0 +1,107 @@
+"""What every command shares: the stderr console, option types, and the one place errors become exit codes.
+
+Nothing here imports torch: `--help`, `weights list` and usage errors answer at once."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Callable, Literal, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..errors import CheckpointError, ConfigError, DenoiseError, DeviceError, WeightsError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Which errors are the user's settings (exit 2) rather than a failure while working (exit 1). Per-file failures in a
+#: batch are reported per file and make the batch exit 1; these are for errors that stop a command.
+USAGE_ERRORS: tuple[type[DenoiseError], ...] = (ConfigError, WeightsError, CheckpointError, DeviceError)
+
+
+def exit_code(error: DenoiseError) -> int:
+    """The exit code a command ends with when ``error`` stops it."""
+    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print one 'error:' line on stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def reports_errors(interrupted: str = "interrupted") -> Callable[[F], F]:
+    """Decorate a command: a DenoiseError becomes one 'error:' line and its exit code, Ctrl-C the message
+    ``interrupted`` and exit 130 — no traceback reaches the user."""
+    def wrap(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            try:
+                return command(*args, **kwargs)
+            except DenoiseError as e:
+                raise fail(str(e), exit_code(e)) from None
+            except KeyboardInterrupt:
+                err.print(interrupted.format(**kwargs))
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+        return run  # type: ignore[return-value]
+    return wrap
+
+
+def flag(*names: str, help: str) -> typer.models.OptionInfo:
+    """An on/off option with no value (no type column in --help)."""
+    return typer.Option(*names, help=help, metavar="")
+
+
+WeightsOpt = Annotated[Optional[str], typer.Option(
+    "--weights", "-w", metavar="NAME|PATH|hf://…",
+    help="Registry NAME (see `weights list`), a .safetensors PATH or run folder, or "
+         "hf://owner/repo/file.safetensors[@revision]. Default: the registry default.")]
+DeviceOpt = Annotated[str, typer.Option(metavar="auto|cpu|cuda[:N]|mps",
+                                        help="Where to run: auto picks CUDA, then MPS, then the CPU.")]
+EnsembleOpt = Annotated[bool, flag("--ensemble", help="Average 8 passes over rotated/mirrored copies of each image: a "
+                                                     "little cleaner, about 6× slower.")]
+TrainPrecisionOpt = Annotated[Literal["fp32", "bf16"], typer.Option(
+    help="Training precision: bf16 runs the network under autocast (for GPUs with bf16 tensor cores; on CPUs "
+         "without bf16 units it is slower).")]
+TimeBudgetOpt = Annotated[Optional[str], typer.Option(metavar="DURATION", help="Training time, e.g. 30m or 1h30m.")]
+IterationsOpt = Annotated[Optional[int], typer.Option(min=1, metavar="STEPS",
+                                                      help="Training steps (with or instead of --time-budget).")]
+NoiseOpt = Annotated[str, typer.Option("--noise", "-n", metavar="SPEC",
+                                       help="awgn:SIGMA (0–255), awgn:LO-HI, hg:ALPHA,DELTA, mg:SCALE or camera:ISO.")]
+VerboseOpt = Annotated[bool, flag("--verbose", "-v", help="Also print the training internals (settings, phases).")]
+
+
+def budget(time_budget: str | None, iterations: int | None):
+    """The training Budget for --time-budget/--iterations (ConfigError when neither or a bad one is given)."""
+    from ..runs import Budget, parse_duration
+
+    if time_budget is None and iterations is None:
+        raise ConfigError("give --time-budget (e.g. 30m) and/or --iterations")
+    return Budget(iterations, parse_duration(time_budget) if time_budget else None)
+
+
+def _plain_types(params: list, ctx) -> list:
+    """Drop Typer's type column where it says nothing: the help flag, and arguments (their metavar names them)."""
+    for p in params:
+        if p.param_type_name == "argument" or "--help" in p.opts:
+            p.display_type_rich = lambda ctx: ""
+    return params
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose --help shows a value's form (DIR, DURATION, a list of choices) and no type names."""
+
+    def get_params(self, ctx):
+        return _plain_types(super().get_params(ctx), ctx)
+
+
+class Group(typer.core.TyperGroup):
+    """The same for command groups (the top level and `weights`)."""
+
+    def get_params(self, ctx):
+        return _plain_types(super().get_params(ctx), ctx)

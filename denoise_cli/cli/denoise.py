@@ -1,0 +1,115 @@
+"""`denoise`: files, folders and pipes through a trained model, one bad file never stopping the batch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ..errors import ConfigError
+from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, WeightsOpt, err, fail, flag, reports_errors
+
+STDIO = "-"  # the same marker as batch.STDIO, which this module must not import at start-up (it imports torch)
+
+
+@reports_errors("interrupted: finished outputs are kept; no partial file was written")
+def denoise(
+    inputs: Annotated[list[str], typer.Argument(metavar="PHOTO|DIR|-...", show_default=False,
+                                                help="Image files or folders; '-' reads one image from stdin.")],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR|-",
+                                                  help="Output folder ('-': stdout) \\[default: beside each input, "
+                                                       "with --suffix].")] = None,
+    suffix: Annotated[Optional[str], typer.Option(metavar="TEXT", help="Added to output names \\[default: _denoised, "
+                                                                      "or none with -o DIR].")] = None,
+    fmt: Annotated[Optional[Literal["png", "tif", "tiff", "jpg", "jpeg"]], typer.Option(
+        "--format", "-f", help="Output format \\[default: the input's; tif for RAW; png for formats it cannot write "
+                               "and on stdout].")] = None,
+    weights: WeightsOpt = None,
+    strength: Annotated[float, typer.Option(
+        min=0.0, max=1.0, metavar="S", help="How much of the estimated noise to remove, 0–1: the output is y − S·(y − x̂) for the "
+                               "photo y and the network's estimate x̂, so 0.7 keeps 30 % of the grain.")] = 1.0,
+    device: DeviceOpt = "auto",
+    precision: Annotated[Literal["fp32", "fp16", "bf16"], typer.Option(
+        help="Arithmetic: fp32, or fp16/bf16 on a GPU (faster, within a few 8-bit levels).")] = "fp32",
+    tile: Annotated[Optional[int], typer.Option(
+        min=0, metavar="PIXELS", help="Tile side; 0 never tiles \\[default: auto: 1024 for images over 1 MP on the "
+                                      "CPU; on a CUDA GPU whole images while they fit in half its free memory].")] = None,
+    overlap: Annotated[int, typer.Option(min=0, metavar="PIXELS", help="Context pixels around each tile.")] = 96,
+    ensemble: EnsembleOpt = False,
+    recursive: Annotated[bool, flag("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    overwrite: Annotated[bool, flag("--overwrite", help="Replace existing outputs (inputs are never replaced).")] = False,
+    max_pixels: Annotated[float, typer.Option(metavar="MP",
+                                              help="Refuse images larger than this many megapixels.")] = 256,
+    as_json: Annotated[bool, flag("--json", help="Print a JSON summary (on stderr when stdout carries an "
+                                                 "image).")] = False,
+    quiet: Annotated[bool, flag("--quiet", "-q", help="No progress bar or notices.")] = False,
+) -> None:
+    """Denoise images: [cyan]denoise-cli denoise photos/*.png[/], or [cyan]cat a.png | denoise-cli denoise - > b.png[/].
+
+    Outputs keep bit depth (16-bit stays 16-bit), alpha, EXIF and ICC profile. Inputs are never overwritten and outputs are written atomically.
+
+    Exit code: 0 all done, 1 some inputs failed, 2 usage error, 130 interrupted.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..api import load_denoiser
+    from ..batch import StdoutClosed, gather, plan, run_job, summary_line
+    from ..weights import used_weights
+
+    fmt = fmt.replace("tiff", "tif").replace("jpeg", "jpg") if fmt else None
+    if not max_pixels > 0:
+        raise ConfigError(f"--max-pixels {max_pixels:g}: expected a positive number of megapixels")
+    if output not in (None, STDIO) and Path(output).exists() and not Path(output).is_dir():
+        raise ConfigError(f"-o {output} is a file: -o takes a folder (or - for stdout)")
+    items = gather(inputs, recursive=recursive, skip_suffix=suffix if suffix is not None else "_denoised")
+    if not items:
+        raise ConfigError("no images found in " + ", ".join(inputs))
+    if sum(1 for s, _ in items if s == STDIO) > 1:
+        raise ConfigError("'-' (stdin) can be given only once")
+    if output == STDIO and len(items) > 1:
+        raise ConfigError("-o - writes one image to stdout; give a single input")
+    jobs = plan(items, output=output, suffix=suffix, fmt=fmt)
+    to_stdout = any(j.target == STDIO for j in jobs)
+    if to_stdout and sys.stdout.isatty():
+        raise ConfigError("refusing to write image data to a terminal; redirect stdout or use -o DIR")
+    denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap,
+                             ensemble=ensemble, strength=strength)
+
+    results = []
+    with Progress(TextColumn("[bold]denoise"), BarColumn(), TextColumn("{task.fields[files]}"),
+                  TextColumn("{task.fields[name]}"), TimeRemainingColumn(), console=err,
+                  disable=quiet or to_stdout, transient=True) as bar:
+        task = bar.add_task("denoise", total=len(jobs), name="", files=f"0/{len(jobs)}")
+        for i, job in enumerate(jobs):
+            bar.update(task, name=Path(job.source).name)
+
+            def on_tile(done: int, total: int, i: int = i) -> None:  # progress inside a large photo
+                bar.update(task, completed=i + done / total)
+
+            try:
+                res = run_job(denoiser, job, overwrite=overwrite, stdout_format=fmt or "png",
+                              max_pixels=int(max_pixels * 1e6), on_tile=on_tile)
+            except StdoutClosed as e:
+                raise fail(str(e), EXIT_FAILED) from None
+            results.append(res)
+            name = "stdin" if job.source == STDIO else job.source
+            if not res.ok:
+                err.print(f"[bold red]error:[/] {name}: {res.error}")
+            elif not quiet:
+                for n in res.notices:
+                    err.print(f"[yellow]note:[/] {name}: {n}")
+            bar.update(task, completed=i + 1, files=f"{i + 1}/{len(jobs)}")
+
+    done = sum(r.ok for r in results)
+    failed = len(results) - done
+    if as_json:
+        summary = {"done": done, "failed": failed, "device": str(denoiser.device), **used_weights(weights),
+                   "ensemble": ensemble, "strength": strength, "results": [r.to_dict() for r in results]}
+        (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
+    elif not quiet and not to_stdout:
+        err.print(summary_line(done, failed, sum(r.megapixels for r in results if r.ok),
+                               sum(r.denoise_seconds for r in results if r.ok), str(denoiser.device)))
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

@@ -1,0 +1,237 @@
+"""`fit`, `distill` and `adapt`: learn a camera's noise and a fast denoiser from the user's own noisy photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ..errors import ConfigError
+from ._common import (DeviceOpt, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag,
+                      reports_errors)
+
+#: Fewer steps than these and a stage has barely started: the run says so at the end.
+FEW_FIT_STEPS, FEW_DISTILL_STEPS = 1000, 2000
+
+
+def _check_run(path: Path, resume: bool, what: str, option: str) -> None:
+    """A new run must not exist, a resumed one must."""
+    from ..runs import Run
+
+    if Run(path).exists() and not resume:
+        raise ConfigError(f"{what} {path} exists: add --resume to continue it, or choose another {option}")
+    if resume and not Run(path).exists():
+        raise ConfigError(f"--resume: there is no {what} at {path} to continue (leave out --resume to start one)")
+
+
+def _too_short(steps: int, few: int, stage: str) -> None:
+    if steps < few:
+        err.print(f"[yellow]note:[/] {stage} ran only {steps} steps, too few to learn much: the result is rough. "
+                  "Give it more time (a larger --time-budget, or --resume with one).")
+
+
+def _learned_line(report: dict) -> str:
+    """What `fit` learned, in a photographer's terms: the noise level at mid-gray and how grainy (correlated) it is."""
+    from ..noise_report import mid_gray
+
+    sigma = mid_gray(report)
+    groups = list(sigma.values())
+    per_channel = [sum(g[c] for g in groups) / len(groups) for c in range(len(groups[0]))]
+    names = ["R", "G", "B"] if len(per_channel) == 3 else ["gray"]
+    line = "noise at mid-gray " + ", ".join(f"{n} {v:.1f}" for n, v in zip(names, per_channel)) + " (of 255)"
+    corr = report.get("correlated", {}).get("correlations")
+    if corr:
+        h = sum(c[1] for c in corr["horizontal"]) / len(corr["horizontal"])
+        line += f"; neighbouring pixels' noise correlates at {h:.2f} (0: fine grain, 1: blotches)"
+    return line
+
+
+@reports_errors("interrupted: checkpoint saved in {run}; continue with --resume")
+def fit(
+    noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", show_default=False,
+                                              help="Folder of your noisy photos (any format denoise reads).")],
+    run: Annotated[Path, typer.Option(metavar="DIR", help="Run folder: settings, checkpoints, stage-1 images, the "
+                                                          "learned noise model and its report.")],
+    time_budget: TimeBudgetOpt = None,
+    iterations: IterationsOpt = None,
+    resume: Annotated[bool, flag("--resume", help="Continue an existing run up to the given budget; a larger budget "
+                                                  "than before is a warm restart (lr ramped back up).")] = False,
+    mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(
+        help="real: camera photos (pixel-shuffled, Bayer groups, correlated noise); synthetic: independent "
+             "per-pixel noise; auto: real for colour photos, synthetic for gray.")] = "auto",
+    arch: Annotated[Literal["small", "paper"], typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
+    patch: Annotated[int, typer.Option(min=8, help="Training patch side (sub-image side in real mode).")] = 48,
+    batch: Annotated[int, typer.Option(min=1, help="Patches per step (sub-images per step in real mode).")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
+    gamma: Annotated[float, typer.Option(min=0.0, help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
+    guide: Annotated[Literal["noisy", "self"], typer.Option(
+        help="Guided-filter guide in real mode: the noisy input or the result itself.")] = "noisy",
+    ring_skip: Annotated[bool, typer.Option(help="D-BSN's mean starts from the 8 neighbours' mean (trains faster); "
+                                                 "--no-ring-skip is the paper's plain mean.")] = True,
+    noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(
+        help="Noise covariance across channels: full, diagonal, or auto (diagonal; full with --likelihood "
+             "constrained in real mode).")] = "auto",
+    noise_lr: Annotated[float, typer.Option(help="The noise model's learning rate as a multiple of --lr.")] = 1.0,
+    likelihood: Annotated[Literal["auto", "constrained", "exact"], typer.Option(
+        help="constrained: the paper's eq. 8; exact: log|Σμ+Σn|, which keeps D-BSN's own error out of the noise "
+             "model; auto: exact in real mode, constrained in synthetic mode.")] = "auto",
+    sigma_mu_start: Annotated[Literal["auto", "small", "large"], typer.Option(
+        help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start), large, or auto (small "
+             "in real mode, large in synthetic mode).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
+    device: DeviceOpt = "auto",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Stage 1: learn a denoiser and your camera's noise from noisy photos alone (no clean images).
+
+    Writes RUN/denoised/ (stage-1 results), the learned noise model and RUN/noise_report.png (noise level against brightness, and how it is correlated). Ctrl-C saves a checkpoint; --resume continues.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ..inference import pick_device
+    from ..runs import Run
+    from ..stages.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
+
+    plan = budget(time_budget, iterations)
+    _check_run(run, resume, "run", "--run")
+    dev = pick_device(device)
+    r = Run(run)
+    if r.exists():
+        cfg = saved_config(r)  # resume: the run's own settings win
+        photos = None
+    else:
+        _, photos = load_noisy(noisy_dir)
+        cfg = config_for(photos, mode, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed, gamma=gamma,
+                         guide=guide, ring_skip=ring_skip, noise_cov=None if noise_cov == "auto" else noise_cov,
+                         noise_lr=noise_lr, likelihood=None if likelihood == "auto" else likelihood,
+                         sigma_mu_start=None if sigma_mu_start == "auto" else sigma_mu_start)
+    kind = "colour photos, real-camera mode" if cfg.mode == "real" else f"{'colour' if cfg.channels == 3 else 'gray'} " \
+                                                                        "images, per-pixel noise"
+    count = f"{len(photos)} " if photos else ""
+    err.print(f"{'Continuing' if r.exists() else 'Learning'} the noise of {count}{kind} in {run} on {dev}"
+              f" — Ctrl-C stops and saves; --resume continues.")
+    if verbose:
+        err.print(f"settings: {describe(cfg)}")
+    with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("x", total=None)
+        report = run_fit(noisy_dir, r, cfg, plan, dev, on_image=lambda _: bar.advance(task))
+    err.print(f"done: {_learned_line(report)}.")
+    err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
+    _too_short(plan.step, FEW_FIT_STEPS, "fit")
+
+
+@reports_errors("interrupted: checkpoint saved; continue with --resume")
+def distill(
+    fit_run: Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")],
+    clean_dir: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[CLEAN_DIR]...", show_default=False,
+        help="Folder(s) of clean images unrelated to your photos, for the synthesised-noise pairs; several are drawn "
+             "from equally often, gray images are replicated to colour. Not needed when the pairs share is 1 (real "
+             "mode's default).")] = None,
+    out: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Output run folder \\[default: RUN/model].")] = None,
+    arch: Annotated[Literal["small", "full"], typer.Option(
+        help="MWCNN size: small (fast, embeddable) or full.")] = "small",
+    time_budget: TimeBudgetOpt = None,
+    iterations: IterationsOpt = None,
+    resume: Annotated[bool, flag("--resume", help="Continue an existing distill run up to the given budget, with the "
+                                                  "run's own training settings.")] = False,
+    patch: Annotated[int, typer.Option(min=8, help="Training patch side.")] = 64,
+    batch: Annotated[int, typer.Option(min=1, help="Patches per step (1/8 of them from your noisy photos).")] = 16,
+    lr: Annotated[Optional[float], typer.Option(
+        show_default=False, help="Adam learning rate (cosine decay) \\[default: 1e-3 for --arch small, 2.5e-4 for full].")] = None,
+    noise_scale: Annotated[str, typer.Option(
+        metavar="LO:HI", help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind "
+                              "model for σ up to 50.")] = "0.9:1.1",
+    stage1_weight: Annotated[Optional[float], typer.Option(
+        min=0.0, show_default=False,
+        help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \[default: 1 "
+             "for a real-mode fit, 0.1 (the paper) otherwise].")] = None,
+    pairs_share: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, metavar="SHARE", show_default=False,
+        help="Share of each batch taken from your photos with their stage-1 results; the rest is clean images with "
+             "synthesised noise \[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 "
+             "(the paper) otherwise].")] = None,
+    noise_model: Annotated[Literal["auto", "correlated", "cnnest"], typer.Option(
+        help="Noise to train on: correlated (the fit's spatially correlated model of real photos), cnnest (the "
+             "paper's per-pixel model), or auto: correlated where the fit has it.")] = "auto",
+    noise_passes: Annotated[int, typer.Option(
+        min=1, help="cnnest only: read the noise model N times, each at the previous pass's noisy draw; 1 reads it at "
+                    "the clean image (the paper), 2 at a noisy one, like the photos it learned from.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    init: Annotated[str, typer.Option(
+        metavar="WEIGHTS|auto|none",
+        help="Start from these weights (a registry name, a file or a distill folder): fine-tunes a trained model to "
+             "this fit's noise; auto: the shipped colour default for a small model from a real-mode fit, else none "
+             "(random weights).")] = "auto",
+    device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "fp32",
+) -> None:
+    """Stage 2: train a fast denoiser from the learned noise model and clean images.
+
+    Writes OUT/model.safetensors (use it with `denoise --weights OUT`) and OUT/entry.toml, a weights.toml entry with its sha256 and provenance. Ctrl-C saves a checkpoint; --resume continues.
+    """
+    from ..inference import pick_device
+    from ..runs import Run
+    from ..stages.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
+    from ..stages.fit import NOISE_MODEL_FILE
+
+    plan = budget(time_budget, iterations)
+    out = out or fit_run / "model"
+    if not (fit_run / NOISE_MODEL_FILE).exists():
+        raise ConfigError(f"{fit_run} is not a finished fit run (no {NOISE_MODEL_FILE})")
+    scale = parse_noise_scale(noise_scale)
+    _check_run(out, resume, "distill run", "--out")
+    out_run = Run(out)
+    if out_run.exists():  # resuming: the run's own settings win, as for fit
+        cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir or None)
+        err.print(f"resuming {out} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
+                  f"lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, stage-1 weight "
+                  f"{cfg.lam:g})")
+    else:
+        cfg = DistillConfig(fit_run=str(fit_run), clean_dir=clean_dir or [], arch=arch, patch=patch, batch=batch, lr=lr,
+                            noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
+                            noise_passes=noise_passes,
+                            noise_model=noise_model)
+    path = run_distill(cfg, out_run, plan, pick_device(device), precision=precision)
+    err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
+    _too_short(plan.step, FEW_DISTILL_STEPS, "distill")
+
+
+@reports_errors("interrupted: checkpoints saved in {run}; run the same command again to continue")
+def adapt(
+    run: Annotated[Path, typer.Option(metavar="DIR", help="Run folder (the fit in RUN, the model in RUN/model).")],
+    noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
+    clean_dir: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[CLEAN_DIR]...", show_default=False,
+        help="Unrelated clean images, for fits whose distill uses synthesised noise (not needed for colour "
+             "photos).")] = None,
+    time_budget: Annotated[str, typer.Option(metavar="DURATION",
+                                             help="Total time: fit trains for 60 % of it, distill for what is left after fit has denoised your photos.")] = "1h",
+    device: DeviceOpt = "auto",
+    precision: TrainPrecisionOpt = "fp32",
+) -> None:
+    """Adapt to a camera in one command: `fit` on your noisy photos, then `distill`; run again to continue.
+
+    Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ..inference import pick_device
+    from ..runs import parse_duration
+    from ..stages.adapt import adapt as run_adapt
+
+    seconds = parse_duration(time_budget)
+    dev = pick_device(device)
+    err.print(f"Adapting to the photos in {noisy_dir} for {time_budget} on {dev} — Ctrl-C stops and saves; the same "
+              "command continues.")
+    with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("x", total=None)
+        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision,
+                         on_image=lambda _: bar.advance(task))
+    err.print(f"done: {_learned_line(done.report)}.")
+    err.print(f"model {done.model}; use it with `denoise-cli denoise PHOTOS --weights {run / 'model'}`")
+    _too_short(done.fit_budget.step, FEW_FIT_STEPS, "fit")
+    _too_short(done.distill_budget.step, FEW_DISTILL_STEPS, "distill")
