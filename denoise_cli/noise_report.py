@@ -10,6 +10,7 @@ stage-1 estimate x̂: the noise the model applies to those photos. Neither needs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -98,45 +99,59 @@ def mid_gray(report: dict) -> dict[str, list[float]]:
     return out
 
 
-def plot(report: dict, path: Path) -> None:
-    """A small line plot drawn with Pillow: σ on the fit's images (thick, dark) and on flat gray inputs (thin,
-    pale; thick and dark when it is the only reading), per channel and group."""
-    from PIL import Image, ImageDraw
+CHANNEL_COLOURS = {3: [("R", "#d62728"), ("G", "#2ca02c"), ("B", "#1f77b4")], 1: [("gray", "#333333")]}
 
-    w, h, m = 560, 360, 50
-    im = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(im)
-    curves = [(2, report["sigma_on_images"])] if "sigma_on_images" in report else []
-    curves.append((1 if curves else 2, report["sigma"]))  # pale and thin under the on-images curves
-    values = [s for _, by_group in curves for g in by_group.values() for c in g for s in c if s is not None]
-    ymax = max(5.0, max(values) * 1.15)
-    d.rectangle([m, 20, w - 20, h - m], outline="black")
-    for k in range(6):
-        v = ymax * k / 5
-        yy = h - m - (h - m - 20) * k / 5
-        d.text((5, yy - 6), f"{v:.1f}", fill="black")
-        d.line([m, yy, w - 20, yy], fill=(225, 225, 225))
-    for k in range(6):
-        xx = m + (w - 20 - m) * k / 5
-        d.text((xx - 8, h - m + 6), f"{k / 5:.1f}", fill="black")
-    d.text((w // 2 - 60, h - 22), "intensity (0-1)", fill="black")  # Pillow's default font is ASCII-only
-    title = "noise sigma (0-255): dark on your images, pale on flat gray inputs" if len(curves) > 1 else \
-        "learned noise sigma (0-255)"
-    d.text((5, 2), title, fill="black")
-    colors = [(200, 30, 30), (30, 150, 30), (30, 60, 200)] if report["channels"] == 3 else [(0, 0, 0)]
-    for width, by_group in reversed(curves):  # the pale flat-gray curves first, under the others
-        for gi, (gname, channel_curves) in enumerate(by_group.items()):
-            for ci, curve in enumerate(channel_curves):
-                color = colors[ci] if width == 2 else tuple((v + 2 * 255) // 3 for v in colors[ci])  # thin: pale
-                pts = [None if s is None else (m + (w - 20 - m) * x, h - m - (h - m - 20) * s / ymax)
-                       for x, s in zip(report["levels"], curve)]
-                for a, b in zip(pts, pts[1:]):
-                    if a is not None and b is not None:
-                        d.line([*a, *b], fill=color, width=width)
-                last = next((p for p in reversed(pts) if p is not None), None)
-                if width == 2 and ci == 0 and last is not None and len(by_group) > 1:
-                    d.text((last[0] - 60, last[1] - 12 - 10 * gi), gname, fill=colors[ci])
-    im.save(path)
+
+def plot(report: dict, path: Path) -> None:
+    """The report as a figure (matplotlib): noise σ against intensity per channel — what distill draws from (the
+    correlated model, where the fit has one), CNNest on the fit's own images and on flat gray inputs, the spread over
+    Bayer groups shaded — and, with a correlated model, how the noise correlates with its neighbours and across
+    channels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corr = report.get("correlated")
+    fig, axes = plt.subplots(1, 2 if corr else 1, figsize=(11 if corr else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    levels = np.asarray(report["levels"])
+    readings = []
+    if corr:
+        readings.append(("what distill draws (correlated model)", corr["levels"], corr["sigma"], "-", 2.2))
+    if "sigma_on_images" in report:
+        readings.append(("CNNest on your photos", levels, report["sigma_on_images"], "--", 1.4))
+    readings.append(("CNNest on flat gray", levels, report["sigma"], ":", 1.2))
+    for label, x, by_group, style, width in readings:
+        arr = np.array([[[np.nan if v is None else v for v in ch] for ch in g] for g in by_group.values()], float)
+        for c, (name, colour) in enumerate(CHANNEL_COLOURS[report["channels"]]):
+            with warnings.catch_warnings():  # intensities no group has enough pixels at stay empty (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, lo, hi = (f(arr[:, c], axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+            ax.plot(x, mean, style, color=colour, lw=width, label=f"{name}: {label}")
+            if arr.shape[0] > 1:
+                ax.fill_between(x, lo, hi, color=colour, alpha=0.08, lw=0)
+    ax.set(xlabel="intensity (0 black – 1 white)", ylabel="noise σ (of 255)", xlim=(0, 1), ylim=(0, None),
+           title="Noise level against brightness")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=2, frameon=False)
+    if corr:
+        ax = axes[0][1]
+        c = corr["correlations"]
+        lags = np.arange(len(c["horizontal"][0]))
+        for i, (name, colour) in enumerate(CHANNEL_COLOURS[report["channels"]]):
+            ax.plot(lags, c["horizontal"][i], "-o", color=colour, ms=3, label=f"{name}, horizontal")
+            ax.plot(lags, c["vertical"][i], "--", color=colour, label=f"{name}, vertical")
+        ax.axhline(0, color="black", lw=0.6)
+        names = [n for n, _ in CHANNEL_COLOURS[report["channels"]]]
+        pairs = [f"{names[a]}–{names[b]} {c['channels'][a][b]:.2f}" for a in range(len(names)) for b in range(a + 1, len(names))]
+        ax.set(xlabel="distance (pixels)", ylabel="correlation of the noise", ylim=(-0.2, 1.05),
+               title="Grain: correlation with neighbours" + (f"\nacross channels: {', '.join(pairs)}" if pairs else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def images_sigma(noise: NoiseModel, pairs: Iterable[tuple[np.ndarray, np.ndarray]],

@@ -120,6 +120,7 @@ def test_bf16_runs_the_network_in_bf16_and_keeps_loss_and_gradients_fp32():
     seen = []
     model.enc1.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     cfg = DistillConfig(fit_run="-", clean_dir="-", patch=16, batch=2)
+    cfg.resolve("synthetic", 3)
     clean = [np.random.default_rng(0).random((32, 32, 1)).astype(np.float32)]
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         loss = make_step_loss(cfg, stage, model, clean, [], np.random.default_rng(1), cpu, precision)(0)
@@ -185,6 +186,7 @@ def test_step_loss_is_synthetic_mse_plus_lambda_times_stage1_mse():
     stage = Stage1(FitConfig(mode="synthetic", channels=1), cpu)
     model = build_mwcnn(1, "small")
     cfg = DistillConfig(fit_run="-", clean_dir="-", patch=16, batch=8, lam=0.1)
+    cfg.resolve("synthetic", 1)  # the paper's batch: 1/8 from the photos
     data = np.random.default_rng(0)
     clean = [data.random((32, 32, 1)).astype(np.float32)]
     pairs = [data.random((32, 32, 2)).astype(np.float32)]  # noisy photo | its stage-1 result

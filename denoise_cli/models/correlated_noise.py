@@ -78,6 +78,16 @@ class CorrelatedNoise(nn.Module):
         }
 
 
+def report_section(model: CorrelatedNoise, lags: int = 8) -> dict:
+    """The model as the noise report shows it: σ (0–255) per Bayer site and channel at its knots, and its
+    correlations."""
+    k = model.sigma.shape[-1]
+    names = [f"group{g}" for g in range(model.groups)] if model.groups > 1 else ["all"]
+    return {"levels": [i / (k - 1) for i in range(k)],
+            "sigma": {n: (model.sigma[g] * 255).tolist() for g, n in enumerate(names)},
+            "correlations": model.correlations(lags)}
+
+
 def _site(group: int, groups: int) -> tuple[slice, slice]:
     """Rows and columns of Bayer site ``group`` (all pixels when there is one group)."""
     if groups == 1:

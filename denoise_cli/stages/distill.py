@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_model, save_model
+from ..errors import ConfigError
 from ..io import list_images, read_named, read_rgb_folder, to_channels
 from ..models.correlated_noise import load_noise
 from ..models.mwcnn import build_mwcnn
@@ -32,7 +33,7 @@ from ..runs import Budget, Run
 from ..training import train_loop
 from ..weights import resolve
 from ..weights_entry import file_fields, write_entry
-from .fit import Stage1, load_stage1
+from .fit import CORRELATED_FILE, Stage1, load_stage1
 
 
 #: Adam's starting lr per MWCNN size when none is given. The full width (14 M parameters) sat near the
@@ -41,23 +42,31 @@ from .fit import Stage1, load_stage1
 DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
 
 
+#: The paper's stage 2: 1/8 of each batch from the noisy photos with their stage-1 results, weight 0.1.
+PAPER = {"noisy_fraction": 0.125, "lam": 0.1}
+#: Real photos: camera noise is spatially correlated, and measured on real pairs (benchmarks/real_cameras.py) a model
+#: trained on the photos' own stage-1 results, starting from the shipped colour default, matched stage 1 where one
+#: trained mostly on synthesised noise did not; so real mode trains on the photos alone by default.
+REAL_MODE = {"noisy_fraction": 1.0, "lam": 1.0}
+
 LEGACY_NOISE_PASSES = 1  # what runs and rows saved before --noise-passes trained with: the paper's read at x
 
 
 @dataclass
 class DistillConfig:
     fit_run: str
-    clean_dir: str | list[str]  # one folder, or several drawn from equally often; a list of paths is stored as
-    # str(s), one folder as a plain str as older runs saved it
+    clean_dir: str | list[str]  # one folder, or several drawn from equally often (or none: the photos alone); a list
+    # of paths is stored as str(s), one folder as a plain str as older runs saved it
     arch: str = "small"
     patch: int = 64
     batch: int = 16
     lr: float | None = None  # None: DEFAULT_LR[arch]; the resolved value is what config.json records
-    lam: float = 0.1  # weight of the (y, x̂y) stage-1 pairs
-    noisy_fraction: float = 0.125
+    lam: float | None = None  # weight of the (y, x̂y) stage-1 pairs; None: REAL_MODE["lam"] or the paper's 0.1
+    noisy_fraction: float | None = None  # share of each batch from the noisy photos; None: REAL_MODE's or 1/8
     noise_scale: tuple[float, float] = (0.9, 1.1)  # synthetic noise scaled by d ~ U(lo, hi); (0, 2) = blind
     seed: int = 0
-    init: str | None = None  # start from these weights (registry name, file or distill folder) instead of random
+    init: str | None = "auto"  # start from these weights (registry name, file or distill folder) instead of random;
+    # "auto": the registry's colour default for a small colour model from a real-mode fit, else random
     noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper, and runs saved
     # before the choice: LEGACY_NOISE_PASSES), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
     noise_model: str = "auto"  # "correlated" (the fit's spatially correlated model), "cnnest" (the paper's per-pixel
@@ -66,14 +75,30 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
+        if not self.lr > 0 or (self.lam or 0) < 0 or not 0 <= (self.noisy_fraction or 0) <= 1:
+            raise ConfigError(f"the learning rate must be positive, the stage-1 weight ≥ 0 and the photos' share of a "
+                              f"batch within 0–1 (lr {self.lr:g}, weight {self.lam}, share {self.noisy_fraction})")
+
+    def resolve(self, mode: str, channels: int) -> None:
+        """Fill the settings left to the fit's mode (see REAL_MODE); what is resolved is what config.json records."""
+        real = mode == "real"
+        if self.noisy_fraction is None:
+            self.noisy_fraction = REAL_MODE["noisy_fraction"] if real else PAPER["noisy_fraction"]
+        if self.lam is None:
+            self.lam = REAL_MODE["lam"] if real else PAPER["lam"]
+        if self.init == "auto":
+            from ..weights import load_registry
+
+            self.init = load_registry().default if real and self.arch == "small" and channels == 3 else None
+        elif self.init == "none":
+            self.init = None
         if not isinstance(self.clean_dir, str):
-            if not self.clean_dir:
-                raise ValueError("no clean folder given")
-            self.clean_dir = [str(d) for d in self.clean_dir] if len(self.clean_dir) > 1 else str(self.clean_dir[0])
+            dirs = [str(d) for d in self.clean_dir]
+            self.clean_dir = dirs[0] if len(dirs) == 1 else dirs
 
     @property
     def clean_dirs(self) -> list[str]:
-        """The clean folders as a list (one or more)."""
+        """The clean folders as a list (none, one or more)."""
         return [self.clean_dir] if isinstance(self.clean_dir, str) else list(self.clean_dir)
 
 
@@ -84,7 +109,7 @@ def parse_noise_scale(text: str) -> tuple[float, float]:
     except ValueError:
         lo = hi = -1.0
     if not 0 <= lo <= hi:
-        raise ValueError(f"--noise-scale {text!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
+        raise ConfigError(f"--noise-scale {text!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
     return lo, hi
 
 
@@ -94,6 +119,8 @@ def saved_distill_config(run: Run, **paths: str | Path | list[Path] | None) -> D
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
     saved["noise_scale"] = tuple(saved["noise_scale"])
     saved.setdefault("noise_passes", LEGACY_NOISE_PASSES)
+    saved.setdefault("noisy_fraction", PAPER["noisy_fraction"])
+    saved.setdefault("init", None)
     saved.update({k: v if isinstance(v, list) else str(v) for k, v in paths.items() if v is not None})
     return DistillConfig(**saved)
 
@@ -125,9 +152,6 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
 
 
-CORRELATED_FILE = "correlated_noise.safetensors"
-
-
 def noise_source(cfg: DistillConfig, stage: Stage1) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
     """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
     path = Path(cfg.fit_run) / CORRELATED_FILE
@@ -135,7 +159,7 @@ def noise_source(cfg: DistillConfig, stage: Stage1) -> Callable[[torch.Tensor, t
     if kind == "cnnest":
         return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
     if not path.exists():
-        raise ValueError(f"--noise-model correlated: the fit run {cfg.fit_run} has no {CORRELATED_FILE}")
+        raise ConfigError(f"--noise-model correlated: the fit run {cfg.fit_run} has no {CORRELATED_FILE}")
     model = load_noise(path).to(next(iter(stage.noise.parameters())).device)
 
     @torch.no_grad()
@@ -153,14 +177,19 @@ def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray] |
     colour), and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
     fit_run = Run(cfg.fit_run)
     c = stage.cfg.channels
-    folders = [read_rgb_folder(d, c) for d in cfg.clean_dirs]
-    clean = folders[0] if len(folders) == 1 else ImagePool.from_folders(folders)
     pairs = []
     for f in list_images(Path(fit_run.read_config()["noisy_dir"])):
         target = fit_run.path / "denoised" / f"{f.stem}.png"
         if target.exists():
             pairs.append(np.concatenate([to_channels(read_named(f).pixels, c), to_channels(read_named(target).pixels, c)], 2))
-    return clean, pairs
+    if cfg.noisy_fraction >= 1 and cfg.lam > 0:
+        if not pairs:
+            raise ConfigError(f"the fit run {cfg.fit_run} has no stage-1 results to train on (denoised/ is empty)")
+        return [], pairs
+    if not cfg.clean_dirs:
+        raise ConfigError("training on synthesised noise needs a folder of clean images")
+    folders = [read_rgb_folder(d, c) for d in cfg.clean_dirs]
+    return (folders[0] if len(folders) == 1 else ImagePool.from_folders(folders)), pairs
 
 
 #: Training precisions: bf16 runs the MWCNN under autocast (faster on GPUs with bf16 tensor cores, see
@@ -171,18 +200,20 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError unless ``precision`` can train on ``device`` (bf16: CPU, or a CUDA GPU that supports it)."""
     if precision not in TRAIN_PRECISIONS:
-        raise ValueError(f"--precision {precision}: expected one of {', '.join(TRAIN_PRECISIONS)}")
+        raise ConfigError(f"--precision {precision}: expected one of {', '.join(TRAIN_PRECISIONS)}")
     if precision == "bf16" and not (device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())):
-        raise ValueError(f"--precision bf16 is not supported on {device}; use fp32")
+        raise ConfigError(f"--precision bf16 is not supported on {device}; use fp32")
 
 
 def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray] | ImagePool,
                    pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device,
                    precision: str = "fp32") -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
+    if cfg.noisy_fraction is None or cfg.lam is None:
+        raise ValueError("DistillConfig.resolve() first: the batch's make-up depends on the fit's mode")
     c = stage.cfg.channels
     noisy_of = noise_source(cfg, stage)
-    n_noisy = max(1, round(cfg.batch * cfg.noisy_fraction)) if pairs and cfg.lam > 0 else 0
+    n_noisy = min(cfg.batch, max(1, round(cfg.batch * cfg.noisy_fraction))) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
 
@@ -191,16 +222,20 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
             return model(y).float()
 
     def step_loss(_: int) -> torch.Tensor:
-        x = random_patches(clean, patch, cfg.batch - n_noisy, rng).to(device)
-        scale = torch.empty(x.shape[0], device=device).uniform_(*cfg.noise_scale)
-        y = noisy_of(x, scale)
-        if not n_noisy:
-            return F.mse_loss(cdn(y), x)
-        yx = random_patches(pairs, patch, n_noisy, rng).to(device)
+        n = cfg.batch - n_noisy
+        inputs, targets = [], []
+        if n:
+            x = random_patches(clean, patch, n, rng).to(device)
+            inputs.append(noisy_of(x, torch.empty(n, device=device).uniform_(*cfg.noise_scale)))
+            targets.append(x)
+        if n_noisy:
+            yx = random_patches(pairs, patch, n_noisy, rng).to(device)
+            inputs.append(yx[:, :c])
+            targets.append(yx[:, c:])
         # one forward over both kinds of pair: the same loss, half the kernel launches that bound small nets on a GPU
-        out = cdn(torch.cat([y, yx[:, :c]]))
-        n = x.shape[0]
-        return F.mse_loss(out[:n], x) + cfg.lam * F.mse_loss(out[n:], yx[:, c:])
+        out = cdn(torch.cat(inputs))
+        synthetic = F.mse_loss(out[:n], targets[0]) if n else 0.0
+        return synthetic + (cfg.lam * F.mse_loss(out[n:], targets[-1]) if n_noisy else 0.0)
 
     return step_loss
 
@@ -209,7 +244,7 @@ def init_weights(model: torch.nn.Module, spec: str) -> None:
     """Load the weights named by ``spec`` into ``model`` (a fine-tune's start); ValueError if they do not fit it."""
     start = load_model(resolve(spec))
     if start.config != model.config:
-        raise ValueError(f"--init {spec}: a {start.config.channels}-channel MWCNN with widths {list(start.config.widths)}, "
+        raise ConfigError(f"--init {spec}: a {start.config.channels}-channel MWCNN with widths {list(start.config.widths)}, "
                          f"but this distill trains {model.config.channels} channels with widths {list(model.config.widths)}")
     model.load_state_dict(start.state_dict())
 
@@ -226,9 +261,17 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
             precision: str = "fp32") -> Path:
     """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path.
 
-    ``precision`` is a property of this session, like the device: a resume may change it."""
+    ``precision`` is a property of this session, like the device: a resume may change it. A new output folder that
+    fails before its first checkpoint is removed again."""
     check_precision(precision, device)
+    with out.removed_on_failure():
+        return _distill(cfg, out, budget, device, show_progress=show_progress, precision=precision)
+
+
+def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool,
+             precision: str) -> Path:
     stage = load_fit(cfg, device)
+    cfg.resolve(stage.cfg.mode, stage.cfg.channels)
     clean, pairs = training_data(cfg, stage)
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -265,7 +308,7 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     command = (f"denoise-cli distill --fit {cfg.fit_run} {clean} --out {out.path} --arch {cfg.arch} "
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
                f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
-               + (f" --init {cfg.init}" if cfg.init else "")
+               + f" --pairs-share {cfg.noisy_fraction:g} --init {cfg.init or 'none'}"
                + f" --noise-passes {cfg.noise_passes}"
                + (" --precision bf16" if precision == "bf16" else ""))
     entry = {

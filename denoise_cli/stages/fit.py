@@ -23,10 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..guided import guided_filter
 from ..inference import tiled
 from ..io import Photo, list_images, read_named, to_channels, write_image
 from ..likelihood import bayes_fusion, constrained_nll, covariance, gaussian_nll
+from ..models.correlated_noise import report_section, save_noise
 from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale, LEGACY_START
 from ..models.noise_model import NoiseModel
 from ..noise_report import ImageSigma, build_report, plot
@@ -34,7 +36,10 @@ from ..patches import random_patches
 from ..pd import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
 from ..runs import Budget, Run
 from ..training import train_loop
+from .noise_fit import calibrated_noise
 
+NOISE_MODEL_FILE = "noise_model.safetensors"  # CNNest, what marks a finished fit run
+CORRELATED_FILE = "correlated_noise.safetensors"  # real mode: the spatially correlated model distill draws from
 PHASE_B, PHASE_C = 0.4, 0.7  # default fractions of the budget where the likelihood phases start
 Mode = Literal["real", "synthetic"]
 
@@ -77,6 +82,9 @@ class FitConfig:
     sigma_mu_start: Literal["large", "small"] | None = None
 
     def __post_init__(self) -> None:
+        if not (self.lr > 0 and self.noise_lr > 0 and self.gamma >= 0):
+            raise ConfigError(f"learning rates must be positive and gamma ≥ 0 (lr {self.lr:g}, noise lr ×{self.noise_lr:g}, "
+                              f"gamma {self.gamma:g})")
         if self.likelihood is None:
             self.likelihood = "exact" if self.mode == "real" else "constrained"
         if self.noise_cov is None:
@@ -110,6 +118,21 @@ def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     """Colour photos → real mode (demosaicked noise); gray → synthetic mode."""
     channels = 3 if any(p.channels == 3 for p in photos) else 1
     return ("real" if channels == 3 else "synthetic"), channels
+
+
+def config_for(photos: list[Photo], mode: str = "auto", **settings) -> FitConfig:
+    """The FitConfig of a new run on these photos: the mode from their channels unless given ("real" or
+    "synthetic"); every other setting as given, None meaning the mode's default."""
+    auto, channels = auto_mode(photos)
+    return FitConfig(mode=auto if mode == "auto" else mode, channels=channels,
+                     **{k: v for k, v in settings.items() if v is not None})
+
+
+def describe(cfg: FitConfig) -> str:
+    """The settings that shape a fit, in one line (for --verbose and the logs)."""
+    return (f"{cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
+            f"lr {cfg.lr:g}, {cfg.noise_cov} noise covariance (lr ×{cfg.noise_lr:g}), {cfg.likelihood} likelihood, "
+            f"Σμ starting {cfg.sigma_mu_start}, phases at {cfg.phase_b:g}/{cfg.phase_c:g} of the budget")
 
 
 class Stage1:
@@ -186,7 +209,14 @@ class Stage1:
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
         show_progress: bool = True, on_image=None) -> dict:
-    """Train (or resume) a run, then write x̂ for every image, the noise model and its report."""
+    """Train (or resume) a run, then write x̂ for every image, the noise model and its report. A new run folder that
+    fails before its first checkpoint is removed again."""
+    with run.removed_on_failure():
+        return _fit(noisy_dir, run, cfg, budget, device, show_progress=show_progress, on_image=on_image)
+
+
+def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
+         show_progress: bool, on_image) -> dict:
     files, photos = load_noisy(noisy_dir)
     if cfg is None and run.exists():
         cfg = saved_config(run)  # resuming: the run's own settings win
@@ -223,16 +253,22 @@ def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, 
 
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)
+    estimates = []
     for f, photo, img in zip(files, photos, images):
         x = stage.denoise(img)
         on_images.add(img, x)
+        estimates.append(x)
         if photo.channels != cfg.channels:
             x = to_channels(x, photo.channels)
         write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
         if on_image:
             on_image(f)
-    save_noise_model(stage, run.path / "noise_model.safetensors")
+    save_noise_model(stage, run.path / NOISE_MODEL_FILE)
     report = build_report(stage.noise, device, on_images)
+    if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
+        correlated = calibrated_noise(list(zip(images, estimates)), cfg.channels, stage.denoise, seed=cfg.seed)
+        save_noise(correlated, run.path / CORRELATED_FILE, source="fit: stage-1 residuals, calibrated")
+        report["correlated"] = report_section(correlated)
     (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")
     return report

@@ -9,7 +9,7 @@ normalised residual r/σ(x̂) over ±``lags`` pixels, whose spectral square root
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -118,28 +118,103 @@ def cross_covariance(u: np.ndarray, mask: np.ndarray, lags: int) -> tuple[np.nda
     return num, np.round(pairs)
 
 
-def estimate_noise(pairs: Iterable[tuple[np.ndarray, np.ndarray]], channels: int,
-                   cfg: NoiseFitConfig = NoiseFitConfig()) -> CorrelatedNoise:
-    """A CorrelatedNoise model from (noisy y, estimate x̂) pairs of H×W×C float arrays in [0,1]. Two passes over the
-    pairs (σ first, then the normalised residual's covariance), so ``pairs`` must be re-iterable (a list)."""
+@dataclass
+class Measured:
+    """What the estimator reads off (y, x̂) pairs: σ per site, channel and knot, and the normalised residual's
+    cross-covariance over ±lags (unit variance at lag 0)."""
+
+    sigma: np.ndarray  # (G, C, K), 0–1 scale
+    cov: np.ndarray  # (C, C, 2L+1, 2L+1)
+
+    def model(self) -> CorrelatedNoise:
+        kernel = kernel_from_covariance(self.cov, self.cov.shape[-1])
+        return CorrelatedNoise(torch.from_numpy(self.sigma), torch.from_numpy(kernel))
+
+
+def measure(pairs: Iterable[tuple[np.ndarray, np.ndarray]], channels: int,
+            cfg: NoiseFitConfig = NoiseFitConfig()) -> Measured:
+    """σ(x̂) and the cross-covariance of (y − x̂)/σ(x̂) over the flattest ``cfg.flat_fraction`` of each image."""
     pairs = list(pairs)
     stats = NoiseStats(channels, cfg)
     masks = [flat_mask(x, cfg.flat_fraction) for _, x in pairs]
     for (y, x), m in zip(pairs, masks):
         stats.add_levels(y, x, m)
     table = stats.sigma()
-    model = CorrelatedNoise(torch.from_numpy(table), torch.eye(channels)[:, :, None, None])
+    levels = CorrelatedNoise(torch.from_numpy(table), torch.eye(channels)[:, :, None, None])
     num = np.zeros((channels, channels, 2 * cfg.lags + 1, 2 * cfg.lags + 1))
     count = np.zeros((2 * cfg.lags + 1, 2 * cfg.lags + 1))
     for (y, x), m in zip(pairs, masks):
-        sig = model.sigma_at(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float())[0]
+        sig = levels.sigma_at(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float())[0]
         u = (y.astype(np.float64) - x) / np.maximum(sig.numpy().transpose(1, 2, 0).astype(np.float64), 1e-6)
         n, k = cross_covariance(u, m, cfg.lags)
         num += n
         count += k
-    cov = num / np.maximum(count, 1)
-    mid = cfg.lags
-    scale = np.sqrt(np.array([cov[i, i, mid, mid] for i in range(channels)]))
-    cov /= scale[:, None, None, None] * scale[None, :, None, None]  # unit variance: σ(x̂) carries the level
-    kernel = kernel_from_covariance(cov, 2 * cfg.lags + 1)
-    return CorrelatedNoise(torch.from_numpy(table), torch.from_numpy(kernel))
+    return Measured(table, _unit_diagonal(num / np.maximum(count, 1)))
+
+
+def _unit_diagonal(cov: np.ndarray) -> np.ndarray:
+    """Scale a cross-covariance so that every channel has unit variance at lag 0 (σ carries the level)."""
+    mid = cov.shape[-1] // 2
+    scale = np.sqrt(np.maximum([cov[i, i, mid, mid] for i in range(cov.shape[0])], 1e-12))
+    return cov / (scale[:, None, None, None] * scale[None, :, None, None])
+
+
+def estimate_noise(pairs: Iterable[tuple[np.ndarray, np.ndarray]], channels: int,
+                   cfg: NoiseFitConfig = NoiseFitConfig()) -> CorrelatedNoise:
+    """A CorrelatedNoise model read directly off (noisy y, estimate x̂) pairs of H×W×C float arrays in [0,1] (no
+    correction for what x̂ left of the noise: right when x̂ is the clean image)."""
+    return measure(pairs, channels, cfg).model()
+
+
+def calibrated_noise(pairs: list[tuple[np.ndarray, np.ndarray]], channels: int, denoise: Callable[[np.ndarray], np.ndarray],
+                     cfg: NoiseFitConfig = NoiseFitConfig(), *, rounds: int = 2, probes: int = 4,
+                     seed: int = 0) -> CorrelatedNoise:
+    """The noise model, corrected for what the denoiser that made x̂ leaves in.
+
+    A blind-spot denoiser keeps part of spatially correlated noise (the low frequencies) in x̂, so y − x̂ reads the
+    noise too weak and too fine-grained. The same denoiser is run on ``probes`` of its own outputs with noise drawn
+    from the current model added: how much of that known noise its residual shows, per channel, intensity and spatial
+    frequency, is the correction applied to the residual of the real photos. A few rounds reach a fixed point where
+    the model's noise, passed through the denoiser, reads like the photos' residual. No clean image is involved."""
+    observed = measure(pairs, channels, cfg)
+    current = observed
+    rng = torch.Generator().manual_seed(seed)
+    picks = np.linspace(0, len(pairs) - 1, min(probes, len(pairs))).round().astype(int)
+    for _ in range(rounds):
+        model = current.model()
+        injected, recovered = [], []
+        for i in sorted(set(picks)):
+            x = centre_crop(pairs[i][1], PROBE_SIDE)
+            noise = model.sample(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].float(),
+                                 generator=rng)[0].numpy().transpose(1, 2, 0)
+            z = (np.round(np.clip(x + noise, 0, 1) * 255) / 255).astype(np.float32)
+            injected.append((z, x))
+            recovered.append((z, denoise(z)))
+        current = _corrected(observed, measure(injected, channels, cfg), measure(recovered, channels, cfg))
+    return current.model()
+
+
+PROBE_SIDE = 512  # probes are centre crops: the correction needs texture and flat areas, not whole 24 MP photos
+
+
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The central side×side part of an image (all of it when smaller), on even offsets (Bayer sites kept)."""
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - side) // 4 * 2), max(0, (w - side) // 4 * 2)
+    return image[y0 : y0 + side, x0 : x0 + side]
+
+
+MAX_GAIN = 6.0  # a residual never stands for more than this many times its own variance
+
+
+def _corrected(observed: Measured, injected: Measured, recovered: Measured) -> Measured:
+    """observed × injected / recovered: the level per knot, the spectrum per channel and frequency."""
+    sigma = observed.sigma * np.clip(injected.sigma / np.maximum(recovered.sigma, 1e-9), 1.0, np.sqrt(MAX_GAIN))
+    spectra = [np.fft.fft2(np.fft.ifftshift(m.cov, axes=(-2, -1))) for m in (observed, injected, recovered)]
+    obs, inj, rec = spectra
+    c = obs.shape[0]
+    gain = np.stack([np.clip(np.real(inj[a, a]) / np.maximum(np.real(rec[a, a]), 1e-9), 1.0 / MAX_GAIN, MAX_GAIN)
+                     for a in range(c)])
+    fixed = obs * np.sqrt(gain[:, None] * gain[None, :])
+    cov = np.real(np.fft.fftshift(np.fft.ifft2(fixed), axes=(-2, -1)))
+    return Measured(sigma, _unit_diagonal(cov))

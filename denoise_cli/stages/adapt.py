@@ -1,0 +1,47 @@
+"""`adapt`: both stages for one camera in one call — `fit` on its noisy photos, then `distill` — within one budget."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..runs import Budget, Run
+from .distill import DistillConfig, distill, saved_distill_config
+from .fit import fit
+
+FIT_SHARE = 0.6  # of the budget for fit's training; distill gets the rest of the wall time
+MIN_DISTILL_SHARE = 0.2
+
+
+@dataclass
+class Adapted:
+    """What an adapt run made: the fit's noise report, the model file and each stage's budget (steps taken)."""
+
+    report: dict
+    model: Path
+    fit_budget: Budget
+    distill_budget: Budget
+
+
+def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, seconds: float, device: torch.device,
+          *, precision: str = "fp32", fit_share: float = FIT_SHARE, show_progress: bool = True,
+          on_image: Callable[[Path], None] | None = None) -> Adapted:
+    """Fit in RUN, then distill into RUN/model, within ``seconds`` of wall time: fit trains for ``fit_share`` of it,
+    and distill gets what is left after fit has also denoised the photos and estimated the noise (at least
+    MIN_DISTILL_SHARE). A stage that has a checkpoint already is resumed with its own saved settings, so an
+    interrupted adapt continues where it stopped."""
+    start = time.monotonic()
+    fit_run, model_run = Run(run), Run(Path(run) / "model")
+    fit_budget = Budget(None, seconds * fit_share)
+    report = fit(noisy_dir, fit_run, None, fit_budget, device, show_progress=show_progress, on_image=on_image)
+    if model_run.exists():
+        dcfg = saved_distill_config(model_run, fit_run=fit_run.path, clean_dir=[Path(d) for d in clean_dirs])
+    else:
+        dcfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[Path(d) for d in clean_dirs])
+    distill_budget = Budget(None, max(seconds - (time.monotonic() - start), seconds * MIN_DISTILL_SHARE))
+    model = distill(dcfg, model_run, distill_budget, device, show_progress=show_progress, precision=precision)
+    return Adapted(report, model, fit_budget, distill_budget)
