@@ -42,6 +42,7 @@ def steps_per_second(arch: str, precision: str, patch: int, args: argparse.Names
     model = build_mwcnn(args.channels, arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     cfg = DistillConfig(fit_run="-", clean_dir="-", arch=arch, patch=patch, batch=args.batch)
+    cfg.resolve("synthetic", args.channels)  # the paper's batch: 1/8 from the photos
     rng = np.random.default_rng(0)
     clean = [rng.random((256, 256, args.channels), dtype=np.float32) for _ in range(8)]
     pairs = [rng.random((256, 256, 2 * args.channels), dtype=np.float32) for _ in range(4)]  # photo | stage 1
