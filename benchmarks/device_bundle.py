@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from denoise_cli.weights import sha256_file
+from denoise_cli.registry.weights import sha256_file
 
 LIMIT = 64 * 2**20  # what one device call can carry
 WEBP_MODES = {"L", "RGB", "RGBA"}  # 8-bit modes lossless WebP round-trips (gray comes back as RGB: converted)

@@ -22,16 +22,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name,  # noqa: E402
                     score_saved, write_table)
-from denoise_cli.evaluate import synthetic_pairs
-from denoise_cli.inference import pick_device
+from denoise_cli.evaluation.scoring import synthetic_pairs
+from denoise_cli.inference.devices import pick_device
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
-from denoise_cli.models.dbsn import LEGACY_START, SIGMA_MU_START
-from denoise_cli.models.noise_model import NoiseModel
-from denoise_cli.likelihood import covariance
-from denoise_cli.noise import add_noise, parse_spec, quantize
-from denoise_cli.noise_report import images_sigma
-from denoise_cli.runs import Budget, Run, parse_duration
-from denoise_cli.stages.fit import FitConfig, fit, load_stage1, saved_config
+from denoise_cli.models.dbsn import SIGMA_MU_START
+from denoise_cli.training.run_config import FIT_V1
+from denoise_cli.models.cnnest import NoiseModel
+from denoise_cli.training.likelihood import covariance
+from denoise_cli.evaluation.synthetic_noise import add_noise, parse_spec, quantize
+from denoise_cli.training.noise_report import images_sigma
+from denoise_cli.training.runs import Budget, Run, parse_duration
+from denoise_cli.training.fit import FitConfig, fit, load_stage1, saved_config
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -214,12 +215,13 @@ def render(rows: list[dict], seed: int) -> str:
              "| budget (steps) | wall | hardware |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        # errors recomputed from the stored curves: rows before 2026-11-30 stored a value that left x = 0.8 out
+        # errors recomputed from the stored curves: older rows stored a value that left x = 0.8 out
         spec_err, clipped = _errors(r, "sigma_learned")
         source = (", from μ" if r.get("noise_input") == "mean" else "") + (
             ", B {:g}–C {:g}".format(*r["phases"]) if r.get("phases", [0.4, 0.7]) != [0.4, 0.7] else "") + (
             f", Σn lr ×{r['noise_lr']:g}" if r.get("noise_lr", 1.0) != 1.0 else "") + (
-            f", Σμ starts {r['sigma_mu_start']}" if r.get("sigma_mu_start", LEGACY_START) != LEGACY_START else "")
+            f", Σμ starts {r['sigma_mu_start']}"
+            if r.get("sigma_mu_start", FIT_V1["sigma_mu_start"]) != FIT_V1["sigma_mu_start"] else "")
         lines.append(f"| {r['case']} | {r.get('noise_cov', 'full')}{source} | {r['images']} | {r['noisy_psnr']:.2f} | "
                      f"{r['bm3d_psnr']:.2f} / {r['bm3d_ssim']:.3f} | "
                      f"{r['stage1_psnr']:.2f} / {r['stage1_ssim']:.3f} | {r['paper_dbsn']:.2f} | "

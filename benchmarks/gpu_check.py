@@ -23,16 +23,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, FIT_RUNS, RESULTS, ROOT  # noqa: E402
 from speed import timed  # noqa: E402
-from denoise_cli.checkpoint import load_model  # noqa: E402
-from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
-from denoise_cli.inference import Denoiser  # noqa: E402
+from denoise_cli.registry.checkpoint import load_model  # noqa: E402
+from denoise_cli.evaluation.scoring import synthetic_pairs  # noqa: E402
+from denoise_cli.inference.denoiser import Denoiser  # noqa: E402
 from denoise_cli.io import Photo, read_image, write_image  # noqa: E402
-from denoise_cli.metrics import psnr, to_255  # noqa: E402
+from denoise_cli.evaluation.metrics import psnr, to_255  # noqa: E402
 from denoise_cli.models.dbsn import ARCHS as DBSN_ARCHS, build_dbsn  # noqa: E402
-from denoise_cli.runs import Budget, Run  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, distill  # noqa: E402
-from denoise_cli.stages.fit import FitConfig, fit, load_stage1  # noqa: E402
-from denoise_cli.weights import load_registry, resolve  # noqa: E402
+from denoise_cli.training.runs import Budget, Run  # noqa: E402
+from denoise_cli.training.distill import DistillConfig, distill  # noqa: E402
+from denoise_cli.training.fit import FitConfig, fit, load_stage1  # noqa: E402
+from denoise_cli.registry.weights import load_registry, resolve  # noqa: E402
 
 EXAMPLE = ROOT / "denoise_cli" / "examples"
 

@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, write_table  # noqa: E402
 from fit_quality import effective_sigma, max_rel_err_mid, sigma_on_noisy, true_sigma  # noqa: E402
-from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
-from denoise_cli.likelihood import constrained_nll, covariance  # noqa: E402
-from denoise_cli.models.noise_model import NoiseModel  # noqa: E402
-from denoise_cli.stages.fit import blind_sigma  # noqa: E402
+from denoise_cli.evaluation.scoring import synthetic_pairs  # noqa: E402
+from denoise_cli.training.likelihood import constrained_nll, covariance  # noqa: E402
+from denoise_cli.models.cnnest import NoiseModel  # noqa: E402
+from denoise_cli.training.fit import blind_sigma  # noqa: E402
 
 
 def pixels(noise: str, set_name: str, seed: int) -> tuple[np.ndarray, np.ndarray, float]:

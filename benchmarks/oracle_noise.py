@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from denoise_cli.runs import Run
-from denoise_cli.stages.fit import Stage1, save_noise_model, saved_config
+from denoise_cli.training.runs import Run
+from denoise_cli.training.fit import Stage1, save_noise_model, saved_config
 
 
 def main() -> None:

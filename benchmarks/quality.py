@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from denoise_cli.api import load_denoiser
-from denoise_cli.evaluate import (classical, evaluate, method_label, report_stem, summarize, synthetic_pairs,
+from denoise_cli.evaluation.scoring import (classical, evaluate, method_label, report_stem, summarize, synthetic_pairs,
                                   write_report)
-from denoise_cli.noise import parse_spec
-from denoise_cli.weights import load_registry
+from denoise_cli.evaluation.synthetic_noise import parse_spec
+from denoise_cli.registry.weights import load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import classical_scores, hardware, merge_rows  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from denoise_cli.evaluate import classical, evaluate
+from denoise_cli.evaluation.scoring import classical, evaluate
 from denoise_cli.io import list_images, read_image
 
 ROOT = Path(__file__).resolve().parents[1]

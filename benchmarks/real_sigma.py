@@ -30,14 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, RESULTS, merge_rows, write_table  # noqa: E402
-from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
+from denoise_cli.evaluation.scoring import synthetic_pairs  # noqa: E402
 from denoise_cli.io import read_image  # noqa: E402
-from denoise_cli.metrics import psnr, to_255  # noqa: E402
-from denoise_cli.noise import camera_render, parse_spec  # noqa: E402
-from denoise_cli.noise_report import MIN_PIXELS, group_map, pixel_variance  # noqa: E402
-from denoise_cli.pd import bayer_groups, pad_to_multiple, pd_down, pd_up  # noqa: E402
-from denoise_cli.runs import Run  # noqa: E402
-from denoise_cli.stages.fit import load_stage1, saved_config  # noqa: E402
+from denoise_cli.evaluation.metrics import psnr, to_255  # noqa: E402
+from denoise_cli.evaluation.synthetic_noise import camera_render, parse_spec  # noqa: E402
+from denoise_cli.training.noise_report import MIN_PIXELS, group_map, pixel_variance  # noqa: E402
+from denoise_cli.training.pixel_shuffle import bayer_groups, pad_to_multiple, pd_down, pd_up  # noqa: E402
+from denoise_cli.training.runs import Run  # noqa: E402
+from denoise_cli.training.fit import load_stage1, saved_config  # noqa: E402
 
 LEVELS = (0.2, 0.35, 0.5, 0.65, 0.8)
 MID = 0.5

@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, hardware  # noqa: E402
-from denoise_cli.inference import pick_device  # noqa: E402
+from denoise_cli.inference.devices import pick_device  # noqa: E402
 from denoise_cli.models.mwcnn import build_mwcnn  # noqa: E402
-from denoise_cli.runs import Run, parse_duration  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, load_fit, make_step_loss, saved_distill_config, training_data  # noqa: E402
-from denoise_cli.training import REWARM_STEPS, cosine_lr, rewarm_lr  # noqa: E402
+from denoise_cli.training.runs import Run, parse_duration  # noqa: E402
+from denoise_cli.training.distill import DistillConfig, load_fit, make_step_loss, saved_distill_config, training_data  # noqa: E402
+from denoise_cli.training.loop import REWARM_STEPS, cosine_lr, rewarm_lr  # noqa: E402
 
 
 def probe(run: Run, cfg: DistillConfig, target_lr: float, ramp: bool, steps: int, device: torch.device,

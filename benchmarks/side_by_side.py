@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from denoise_cli.api import load_denoiser
-from denoise_cli.evaluate import classical
+from denoise_cli.evaluation.scoring import classical
 from denoise_cli.io import read_image
 
 OUT = Path(__file__).resolve().parent / "results"

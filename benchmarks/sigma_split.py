@@ -21,11 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, FIT_RUNS, RESULTS, merge_rows, write_table  # noqa: E402
-from denoise_cli.evaluate import synthetic_pairs  # noqa: E402
-from denoise_cli.likelihood import covariance  # noqa: E402
-from denoise_cli.noise_report import build_report  # noqa: E402
-from denoise_cli.runs import Run  # noqa: E402
-from denoise_cli.stages.fit import load_stage1  # noqa: E402
+from denoise_cli.evaluation.scoring import synthetic_pairs  # noqa: E402
+from denoise_cli.training.likelihood import covariance  # noqa: E402
+from denoise_cli.training.noise_report import build_report  # noqa: E402
+from denoise_cli.training.runs import Run  # noqa: E402
+from denoise_cli.training.fit import load_stage1  # noqa: E402
 
 FIELDS = ("sigma_n", "sigma_mu", "total", "residual", "true_mu_error", "true_noise")
 

@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, FIT_RUNS, merge_rows, RESULTS, write_table  # noqa: E402
 from denoise_cli.io import list_images, read_image, to_channels  # noqa: E402
-from denoise_cli.noise import add_noise, parse_spec, quantize  # noqa: E402
-from denoise_cli.runs import Run  # noqa: E402
-from denoise_cli.stages.distill import synthesize  # noqa: E402
-from denoise_cli.stages.fit import load_stage1  # noqa: E402
+from denoise_cli.evaluation.synthetic_noise import add_noise, parse_spec, quantize  # noqa: E402
+from denoise_cli.training.runs import Run  # noqa: E402
+from denoise_cli.training.distill import synthesize  # noqa: E402
+from denoise_cli.training.fit import load_stage1  # noqa: E402
 
 PASSES = (1, 2, 3, 4)
 

@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import machine, test_image, timed  # noqa: E402
 from denoise_cli.api import load_denoiser  # noqa: E402
-from denoise_cli.inference import DEFAULT_OVERLAP, pick_device, tiled  # noqa: E402
+from denoise_cli.inference.devices import DEFAULT_OVERLAP, pick_device
+from denoise_cli.inference.tiles import tiled  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import machine  # noqa: E402
-from denoise_cli.inference import pick_device  # noqa: E402
+from denoise_cli.inference.devices import pick_device  # noqa: E402
 from denoise_cli.models.mwcnn import ARCHS, build_mwcnn  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, check_precision, make_step_loss  # noqa: E402
-from denoise_cli.stages.fit import FitConfig, Stage1  # noqa: E402
+from denoise_cli.training.distill import DistillConfig, check_precision, make_step_loss  # noqa: E402
+from denoise_cli.training.fit import FitConfig, Stage1  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -26,12 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows,  # noqa: E402
                     row_name, score_saved)
 from denoise_cli.api import load_denoiser  # noqa: E402
-from denoise_cli.evaluate import evaluate, summarize, synthetic_pairs  # noqa: E402
-from denoise_cli.inference import pick_device  # noqa: E402
-from denoise_cli.runs import Budget, Run, parse_duration  # noqa: E402
-from denoise_cli.stages.distill import DistillConfig, LEGACY_NOISE_PASSES, distill, parse_noise_scale  # noqa: E402
-from denoise_cli.stages.fit import load_stage1  # noqa: E402
-from denoise_cli.weights_entry import add_metrics  # noqa: E402
+from denoise_cli.evaluation.scoring import evaluate, summarize, synthetic_pairs  # noqa: E402
+from denoise_cli.inference.devices import pick_device  # noqa: E402
+from denoise_cli.training.runs import Budget, Run, parse_duration  # noqa: E402
+from denoise_cli.training.distill import DistillConfig, distill, parse_noise_scale  # noqa: E402
+from denoise_cli.training.run_config import DISTILL_V1  # noqa: E402
+from denoise_cli.training.fit import load_stage1  # noqa: E402
+from denoise_cli.registry.entry import add_metrics  # noqa: E402
 
 CLEAN = {1: DATA / "train" / "gray-Train400", 3: DATA / "train" / "color-photos"}
 
@@ -68,8 +69,8 @@ def distill_note(row: dict) -> str:
     """Distill settings a row changed from the defaults of its time: patches (side × batch) and noise passes."""
     sizes = (row.get("patch", DistillConfig.patch), row.get("batch", DistillConfig.batch))
     note = f", patches {sizes[0]}×{sizes[1]}" if sizes != (DistillConfig.patch, DistillConfig.batch) else ""
-    passes = row.get("noise_passes", LEGACY_NOISE_PASSES)
-    return note + (f", {passes} noise passes" if passes != LEGACY_NOISE_PASSES else "")
+    passes = row.get("noise_passes", DISTILL_V1["noise_passes"])
+    return note + (f", {passes} noise passes" if passes != DISTILL_V1["noise_passes"] else "")
 
 
 def render(rows: list[dict]) -> str:

@@ -9,10 +9,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "denoise_image", "load_denoiser", "Photo", "read_image", "write_image", "DenoiseError"]
+__all__ = ["__version__", "denoise_image", "load_denoiser", "Denoiser", "Photo", "read_image", "write_image",
+           "DenoiseError"]
 
 _WHERE = {"denoise_image": "api", "load_denoiser": "api", "Photo": "io", "read_image": "io", "write_image": "io",
-          "DenoiseError": "errors"}
+          "DenoiseError": "errors", "Denoiser": "inference.denoiser"}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,9 +7,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .checkpoint import load_model
-from .inference import DEFAULT_OVERLAP, Denoiser, pick_device
-from .weights import resolve, resolve_default_gray
+from .registry.checkpoint import load_model
+from .inference.denoiser import Denoiser
+from .inference.devices import DEFAULT_OVERLAP, pick_device
+from .registry.weights import resolve, resolve_default_gray
 
 
 def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto",

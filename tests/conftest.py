@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from denoise_cli.checkpoint import save_model
+from denoise_cli.registry.checkpoint import save_model
 from denoise_cli.models.mwcnn import MWCNN, MWCNNConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -67,7 +67,7 @@ def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:
 def noisy_folder(tmp_path: Path, channels: int) -> Path:
     """Two 64×64 gradient images with AWGN σ25, 8-bit: the smallest folder `fit` can learn from."""
     from denoise_cli.io import Photo, write_image
-    from denoise_cli.noise import add_noise, quantize
+    from denoise_cli.evaluation.synthetic_noise import add_noise, quantize
 
     d = tmp_path / f"noisy{channels}"
     y, x = np.mgrid[0:64, 0:64] / 64.0

@@ -3,7 +3,7 @@
 import hashlib
 
 from conftest import tiny_model
-from denoise_cli.checkpoint import load_model, read_metadata, save_model
+from denoise_cli.registry.checkpoint import load_model, read_metadata, save_model
 
 
 def test_saving_the_same_model_again_gives_the_same_bytes(tmp_path):

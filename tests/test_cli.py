@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import run_cli
 from denoise_cli.io import Photo, encode_image, read_image, write_image
-from denoise_cli.weights import load_registry
+from denoise_cli.registry.weights import load_registry
 
 
 def _png(path, h=32, w=40, c=3, seed=0):
@@ -120,7 +120,7 @@ def test_weights_list_shows_default():
 
 
 def test_weights_list_table_prints_every_name_whole_on_a_narrow_terminal():
-    from denoise_cli.weights import load_registry
+    from denoise_cli.registry.weights import load_registry
 
     r = run_cli("weights", "list", env={"COLUMNS": "80"})
     out = r.stdout.decode()
@@ -139,7 +139,7 @@ def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
 
 
 def test_summary_line_keeps_three_significant_figures_of_slow_throughput():
-    from denoise_cli.batch import summary_line
+    from denoise_cli.inference.batch import summary_line
 
     assert summary_line(2, 1, 0.0246, 2.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
     assert summary_line(0, 3, 0.0, 0.0, "cpu") == "0 denoised, 3 failed"
@@ -229,7 +229,7 @@ def test_weights_that_are_not_finite_are_refused(tmp_path):
     import torch
 
     from conftest import tiny_model
-    from denoise_cli.checkpoint import save_model
+    from denoise_cli.registry.checkpoint import save_model
 
     model = tiny_model()
     with torch.no_grad():

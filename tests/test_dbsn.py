@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from denoise_cli.models.dbsn import ARCHS, DBSN, DBSNConfig, build_dbsn, ring_mean
-from denoise_cli.models.noise_model import NoiseModel
+from denoise_cli.models.cnnest import NoiseModel
 
 
 @pytest.mark.parametrize("ring_skip", [True, False])
@@ -53,8 +53,8 @@ def test_ring_mean_averages_the_eight_neighbours_only():
 
 def test_a_small_sigma_mu_start_is_flat_and_channel_independent_whatever_the_input():
     """"small": Σμ starts at softplus(−4) + 1e-3 on the diagonal and nothing else, until the likelihood trains it;
-    "large" (the default, and what checkpoints saved before the option load with) starts ~7× higher, with
-    cross-channel terms from D-BSN's features."""
+    "large" (the network's default; fit picks per mode) starts ~7× higher, with cross-channel terms from D-BSN's
+    features."""
     torch.manual_seed(0)
     y = torch.rand(2, 3, 12, 12)
     _, l_small = DBSN(DBSNConfig(3, **ARCHS["small"], sigma_mu_start="small"))(y)
@@ -62,13 +62,9 @@ def test_a_small_sigma_mu_start_is_flat_and_channel_independent_whatever_the_inp
     assert torch.allclose(l_small, start * torch.eye(3).expand_as(l_small))
     _, l_large = DBSN(DBSNConfig(3, **ARCHS["small"]))(y)
     assert (l_large[..., 1, 0] != 0).any() and l_large[..., 0, 0].mean() > 5 * start
-    assert DBSNConfig.from_dict({"channels": "3", "width": "32", "modules": "5"}).sigma_mu_start == "large"
-    assert DBSNConfig.from_dict(DBSNConfig(sigma_mu_start="small").to_dict()).sigma_mu_start == "small"
 
 
-def test_checkpoints_saved_before_ring_skip_load_as_plain_dbsn():
-    assert DBSNConfig.from_dict({"channels": "3", "width": "32", "modules": "5"}).ring_skip is False
-    assert DBSNConfig.from_dict({**DBSNConfig().to_dict()}).ring_skip is True
+def test_the_ring_skip_is_on_by_default():
     assert build_dbsn(3).config.ring_skip is True
 
 
@@ -107,7 +103,7 @@ def test_diagonal_noise_model_has_no_cross_channel_terms():
 
 
 def test_group_scale_scales_each_groups_sigma_mu_rows_and_starts_at_one():
-    from denoise_cli.likelihood import covariance
+    from denoise_cli.models.cholesky import covariance
     from denoise_cli.models.dbsn import GroupScale
 
     L = torch.tril(torch.rand(2, 4, 4, 3, 3)) + torch.eye(3)

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import Photo, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
-from denoise_cli.patches import random_patches
-from denoise_cli.runs import Run
-from denoise_cli.stages.distill import DistillConfig, make_step_loss, parse_noise_scale, saved_distill_config, synthesize
-from denoise_cli.stages.fit import FitConfig, Stage1
+from denoise_cli.training.patches import random_patches
+from denoise_cli.training.runs import Run
+from denoise_cli.training.distill import DistillConfig, make_step_loss, parse_noise_scale, saved_distill_config, synthesize
+from denoise_cli.training.fit import FitConfig, Stage1
 
 
 def _clean_folder(tmp_path):
@@ -135,7 +135,7 @@ def test_adapt_runs_fit_then_distill(tmp_path):
     write_image(Photo(np.random.default_rng(5).random((72, 72, 1)).astype(np.float32)), clean / "c.png")
     r = run_cli("adapt", str(d), str(clean), "--run", str(tmp_path / "cam"), "--time-budget", "4s")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "cam" / "noise_model.safetensors").exists()
+    assert (tmp_path / "cam" / "noise_report.json").exists() and (tmp_path / "cam" / "denoised" / "n0.png").exists()
     assert (tmp_path / "cam" / "model" / "model.safetensors").exists()
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from denoise_cli.evaluate import classical, evaluate, summarize, synthetic_pairs
+from denoise_cli.evaluation.scoring import classical, evaluate, summarize, synthetic_pairs
 from denoise_cli.io import Photo, read_image, write_image
-from denoise_cli.metrics import psnr, to_255
+from denoise_cli.evaluation.metrics import psnr, to_255
 
 
 @pytest.fixture

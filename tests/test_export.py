@@ -12,7 +12,7 @@ import numpy as np
 
 from conftest import run_cli
 from denoise_cli.io import Photo, write_image
-from denoise_cli.weights_entry import read_entry
+from denoise_cli.registry.entry import read_entry
 from hub_server import COMMIT, HubServer
 
 ENTRY = """[models.cam-small]
@@ -45,7 +45,7 @@ def test_export_writes_a_model_card_with_the_measurements(tmp_path, tiny_weights
 
 
 def test_export_half_halves_the_file_and_keeps_the_model(tmp_path, tiny_weights):
-    from denoise_cli.checkpoint import load_model, read_metadata
+    from denoise_cli.registry.checkpoint import load_model, read_metadata
 
     d = _model_dir(tmp_path, tiny_weights)
     r = run_cli("weights", "export", str(d), str(tmp_path / "hub"), "--half")
@@ -83,7 +83,7 @@ def test_upload_to_a_local_hub_then_download_it_back(tmp_path, tiny_weights):
         assert entry["source"] == {"repo_id": "me/cam", "filename": "model.safetensors", "revision": COMMIT}
         registry = tmp_path / "weights.toml"
         registry.write_text(f'default = "{name}"\n' + (tmp_path / "hub" / "entry.toml").read_text())
-        fetch = ("import sys; from pathlib import Path; from denoise_cli.weights import fetch, load_registry; "
+        fetch = ("import sys; from pathlib import Path; from denoise_cli.registry.weights import fetch, load_registry; "
                  "print(fetch(load_registry(Path(sys.argv[1])).get(sys.argv[2])))")
         r = subprocess.run([sys.executable, "-c", fetch, str(registry), name], capture_output=True, text=True,
                            env={**os.environ, **env}, timeout=120)

@@ -7,8 +7,9 @@ import torch
 
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import read_image
-from denoise_cli.runs import Budget, Run
-from denoise_cli.stages.fit import PHASE_C, FitConfig, Stage1, fit, load_stage1, saved_config
+from denoise_cli.training.runs import Budget, Run
+from denoise_cli.training.fit import PHASE_C, FitConfig, Stage1, fit
+from denoise_cli.training.fit_run import FitRun
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):
@@ -16,7 +17,7 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
     run = tmp_path / "run"
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "4", "--patch", "24", "--batch", "2")
     assert r.returncode == 0, r.stderr
-    for f in ("config.json", "checkpoint.safetensors", "metrics.jsonl", "noise_model.safetensors",
+    for f in ("config.json", "checkpoint.safetensors", "metrics.jsonl",
               "noise_report.json", "noise_report.png", "denoised/n0.png", "denoised/n1.png"):
         assert (run / f).exists(), f
     assert json.loads((run / "config.json").read_text())["mode"] == "synthetic"
@@ -68,24 +69,11 @@ def test_phase_b_trains_the_mean_by_its_mse_alone():
     assert any(not torch.allclose(joint[n], mse[n], atol=1e-7) for n in joint)
 
 
-def test_runs_saved_before_the_phases_were_settings_load_with_the_phases_they_trained_with(tmp_path):
-    run = Run(tmp_path / "old")
-    run.write_config({"stage": "fit", **{k: v for k, v in FitConfig(mode="synthetic", channels=1).__dict__.items()
-                                         if k not in ("phase_b", "phase_c", "noise_lr", "likelihood", "group_sigma_mu")},
-                     "noise_input": "noisy"})
-    cfg = saved_config(run)  # keys it does not know (from experiments since removed) are ignored
-    assert (cfg.phase_b, cfg.phase_c, cfg.noise_lr) == (0.4, 0.7, 1.0)
-    run.write_config({"stage": "fit", "mode": "real", "channels": 3})  # saved before noise_cov existed: full Σn
-    assert saved_config(run).noise_cov == "full"
-    assert (cfg.likelihood, cfg.group_sigma_mu) == ("constrained", False)
-    assert saved_config(run).sigma_mu_start == cfg.sigma_mu_start == "large"  # before the option: Σμ started large
-    assert FitConfig(mode="real", channels=3).sigma_mu_start == "small"
-
-
 def test_real_mode_trains_with_the_exact_likelihood_and_sigma_mu_per_group():
     """Real mode's default: phase C's loss is the exact Gaussian likelihood with Σμ scaled per Bayer group and a
     diagonal Σn; synthetic mode keeps the paper's eq. 8 and one Σμ, and real mode with eq. 8 its full Σn."""
-    from denoise_cli.likelihood import covariance, gaussian_nll
+    from denoise_cli.models.cholesky import covariance
+    from denoise_cli.training.likelihood import gaussian_nll
 
     synthetic = FitConfig(mode="synthetic", channels=3)
     assert (synthetic.likelihood, synthetic.group_sigma_mu, synthetic.noise_cov) == ("constrained", False, "diagonal")
@@ -136,18 +124,20 @@ def test_fit_color_real_mode(tmp_path):
     assert config["noise_lr"] == 1.0
     assert config["likelihood"] == "exact"  # auto, real mode
     assert config["sigma_mu_start"] == "small"  # auto, real mode
-    stage = load_stage1(Run(run))
+    stage = FitRun(run).stage1(torch.device("cpu"))
     assert stage.dbsn.config.sigma_mu_start == "small"
     assert stage.mu_scale is not None  # Σμ per Bayer group
     report = json.loads((run / "noise_report.json").read_text())
     assert set(report["sigma"]) == set(report["sigma_on_images"]) == {"group0", "group1", "group2", "group3"}
+    assert (run / "correlated_noise.safetensors").exists()  # real mode: the spatially correlated model distill draws
+    assert set(report["correlated"]["correlations"]) == {"horizontal", "vertical", "channels"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
     assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
 
 
 def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path):
     """Real mode's exact likelihood (its default) adds GroupScale: its trained scales reach the checkpoint, come back
-    in load_stage1 (distill's path) and carry on training on --resume."""
+    in FitRun.stage1 (distill's path) and carry on training on --resume."""
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
     args = ("fit", str(d), "--run", str(run), "--patch", "8", "--batch", "16")
@@ -155,11 +145,11 @@ def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path
     assert r.returncode == 0, r.stderr
     assert b"exact likelihood" in r.stderr  # --verbose names the settings
     assert b"too few to learn much" in r.stderr  # and five steps are not a useful fit
-    first = load_stage1(Run(run)).mu_scale.log_scale.detach().clone()
+    first = FitRun(run).stage1(torch.device("cpu")).mu_scale.log_scale.detach().clone()
     assert (first != 0).any()  # phases B and C trained it (it starts at 0) and the checkpoint kept it
     r = run_cli(*args, "--iterations", "8", "--resume")
     assert r.returncode == 0, r.stderr
-    again = load_stage1(Run(run)).mu_scale.log_scale.detach()
+    again = FitRun(run).stage1(torch.device("cpu")).mu_scale.log_scale.detach()
     assert (again != first).any()
 
 
@@ -172,7 +162,7 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
     config = json.loads((run / "config.json").read_text())
     assert config["noise_cov"] == "diagonal"
     assert config["sigma_mu_start"] == "large"  # auto, synthetic mode
-    stage = load_stage1(Run(run))  # the saved run rebuilds with the same shape (distill does this)
+    stage = FitRun(run).stage1(torch.device("cpu"))  # the saved run rebuilds with the same shape (distill does this)
     L = stage.noise(torch.rand(1, 3, 4, 4), 0)
     assert (L[..., 1, 0] == 0).all() and (L[..., 2, :2] == 0).all()
     assert run_cli("fit", str(d), "--run", str(tmp_path / "x"), "--iterations", "1",
@@ -191,7 +181,7 @@ def test_fit_in_synthetic_mode_defaults_to_a_diagonal_noise_covariance(tmp_path)
     assert config["sigma_mu_start"] == "small"
     assert config["noise_lr"] == 2.0
     assert config["likelihood"] == "exact"
-    L = load_stage1(Run(tmp_path / "full")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
+    L = FitRun(tmp_path / "full").stage1(torch.device("cpu")).noise(torch.rand(1, 3, 4, 4) + 0.5, 0)
     assert (L[..., 1, 0] != 0).any()  # the full factor has cross-channel terms
 
 

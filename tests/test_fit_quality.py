@@ -8,7 +8,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from fit_quality import effective_sigma, max_rel_err_mid, true_sigma  # noqa: E402
 
-from denoise_cli.noise import add_noise, quantize  # noqa: E402
+from denoise_cli.evaluation.synthetic_noise import add_noise, quantize  # noqa: E402
 
 
 def test_effective_sigma_matches_the_noise_the_package_synthesises_and_saves():
@@ -61,7 +61,7 @@ def test_sigma_on_noisy_of_a_constant_noise_model_is_that_sigma():
 
     from fit_quality import sigma_on_noisy
 
-    from denoise_cli.models.noise_model import NoiseModel
+    from denoise_cli.models.cnnest import NoiseModel
 
     for channels in (1, 3):
         net = NoiseModel(channels, 1, diagonal=True)

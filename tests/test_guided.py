@@ -1,6 +1,6 @@
 import numpy as np
 
-from denoise_cli.guided import guided_filter
+from denoise_cli.training.guided_filter import guided_filter
 
 
 def _reference(p, guide, r, eps):

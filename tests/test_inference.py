@@ -4,8 +4,10 @@ import pytest
 from conftest import tiny_model
 import torch
 
-from denoise_cli.inference import (AUTO_TILE, DEFAULT_OVERLAP, DIHEDRAL, Denoiser, DeviceError,
-                                   activation_bytes_per_pixel, auto_tile, dihedral, pick_device, undo_dihedral)
+from denoise_cli.errors import DeviceError
+from denoise_cli.inference.denoiser import Denoiser
+from denoise_cli.inference.devices import AUTO_TILE, DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, pick_device
+from denoise_cli.inference.views import DIHEDRAL, dihedral, undo_dihedral
 from denoise_cli.models.mwcnn import build_mwcnn
 
 
@@ -85,7 +87,7 @@ def test_out_of_memory_on_an_automatic_whole_image_falls_back_to_tiles(monkeypat
         return forward(self, pixels, model)
 
     monkeypatch.setattr(Denoiser, "_forward", short_of_memory)
-    monkeypatch.setattr("denoise_cli.inference.AUTO_TILE", 32)
+    monkeypatch.setattr("denoise_cli.inference.denoiser.AUTO_TILE", 32)  # the fallback tile size
     np.testing.assert_allclose(den(x), whole, atol=1e-2)  # tiles with 16 px of context: close, not equal
     with pytest.raises(torch.cuda.OutOfMemoryError):  # whole images were asked for: no silent change
         Denoiser(tiny_model(3), tile=0)(x)

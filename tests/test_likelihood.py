@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from denoise_cli.likelihood import bayes_fusion, constrained_nll, gaussian_nll, inv_det
+from denoise_cli.training.likelihood import bayes_fusion, constrained_nll, gaussian_nll, inv_det
 
 
 def _px(v):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from denoise_cli.metrics import estimate_sigma, psnr, ssim
+from denoise_cli.evaluation.metrics import estimate_sigma, psnr, ssim
 
 skm = pytest.importorskip("skimage.metrics")
 

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from pytest import approx
 
-from denoise_cli.models.noise_model import NoiseModel
-from denoise_cli.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, mid_gray, plot
-from denoise_cli.pd import bayer_groups, pd_down
+from denoise_cli.models.cnnest import NoiseModel
+from denoise_cli.training.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, mid_gray, plot
+from denoise_cli.training.pixel_shuffle import bayer_groups, pd_down
 
 
 def flat_model(channels: int, groups: int, sigmas: list[float]) -> NoiseModel:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from denoise_cli.patches import ImagePool, random_patches
+from denoise_cli.training.patches import ImagePool, random_patches
 
 
 def test_pool_weighs_folders_equally_whatever_their_size():

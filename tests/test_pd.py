@@ -1,6 +1,6 @@
 import torch
 
-from denoise_cli.pd import bayer_groups, pad_to_multiple, pd_down, pd_up
+from denoise_cli.training.pixel_shuffle import bayer_groups, pad_to_multiple, pd_down, pd_up
 
 
 def test_pd_is_an_exact_inverse_and_orders_sub_images():

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from denoise_cli import weights as W
-from denoise_cli.checkpoint import CheckpointError, load_model, save_model
+from denoise_cli.registry import weights as W
+from denoise_cli.registry.checkpoint import CheckpointError, load_model, save_model
 from hub_server import COMMIT, HubServer
 
 REPO, FILE = "denoise-cli/test-weights", "tiny.safetensors"
@@ -62,7 +62,7 @@ def _registry(tmp_path: Path, sha: str) -> Path:
 
 
 def _script(reg: Path, call: str) -> str:
-    return (f"from pathlib import Path; from denoise_cli import weights as W; "
+    return (f"from pathlib import Path; from denoise_cli.registry import weights as W; "
             f"W.REGISTRY_CANDIDATES = (Path({str(reg)!r}),); {call}")
 
 

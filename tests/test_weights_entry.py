@@ -5,8 +5,8 @@ import tomllib
 
 import pytest
 
-from denoise_cli.weights import load_registry
-from denoise_cli.weights_entry import add_metrics, dump_entry, read_entry, toml_value, write_entry
+from denoise_cli.registry.weights import load_registry
+from denoise_cli.registry.entry import add_metrics, dump_entry, read_entry, toml_value, write_entry
 
 AWKWARD = 'C:\\Users\\Zoë\\runs\\"cam" \t\x7f\x01 é 😀'
 

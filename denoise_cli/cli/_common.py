@@ -78,7 +78,7 @@ VerboseOpt = Annotated[bool, flag("--verbose", "-v", help="Also print the traini
 
 def budget(time_budget: str | None, iterations: int | None):
     """The training Budget for --time-budget/--iterations (ConfigError when neither or a bad one is given)."""
-    from ..runs import Budget, parse_duration
+    from ..training.runs import Budget, parse_duration
 
     if time_budget is None and iterations is None:
         raise ConfigError("give --time-budget (e.g. 30m) and/or --iterations")

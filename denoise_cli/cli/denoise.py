@@ -56,8 +56,8 @@ def denoise(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..api import load_denoiser
-    from ..batch import StdoutClosed, gather, plan, run_job, summary_line
-    from ..weights import used_weights
+    from ..inference.batch import StdoutClosed, gather, plan, run_job, summary_line
+    from ..registry.weights import used_weights
 
     fmt = fmt.replace("tiff", "tif").replace("jpeg", "jpg") if fmt else None
     if not max_pixels > 0:

@@ -23,9 +23,9 @@ def synth(
     """Write noisy copies of clean images (clipped and rounded to their bit depth, as PNG)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..batch import STDIO, gather
-    from ..evaluate import synth_folder
-    from ..noise import parse_spec
+    from ..inference.batch import STDIO, gather
+    from ..evaluation.scoring import synth_folder
+    from ..evaluation.synthetic_noise import parse_spec
 
     spec = parse_spec(noise)
     sources = [Path(s) for s, _ in gather(inputs) if s != STDIO]
@@ -71,10 +71,10 @@ def eval_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
-    from ..evaluate import (classical, evaluate, given_pairs, method_label, report_stem, summarize, synthetic_pairs,
+    from ..evaluation.scoring import (classical, evaluate, given_pairs, method_label, report_stem, summarize, synthetic_pairs,
                             write_report)
     from ..io import list_images
-    from ..noise import parse_spec
+    from ..evaluation.synthetic_noise import parse_spec
 
     if (data is None) == (noisy is None) or (noisy is None) != (clean is None):
         raise ConfigError("give --data DIR (synthetic noise), or --noisy DIR --clean DIR (given pairs)")

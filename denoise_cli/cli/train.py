@@ -17,7 +17,7 @@ FEW_FIT_STEPS, FEW_DISTILL_STEPS = 1000, 2000
 
 def _check_run(path: Path, resume: bool, what: str, option: str) -> None:
     """A new run must not exist, a resumed one must."""
-    from ..runs import Run
+    from ..training.runs import Run
 
     if Run(path).exists() and not resume:
         raise ConfigError(f"{what} {path} exists: add --resume to continue it, or choose another {option}")
@@ -33,7 +33,7 @@ def _too_short(steps: int, few: int, stage: str) -> None:
 
 def _learned_line(report: dict) -> str:
     """What `fit` learned, in a photographer's terms: the noise level at mid-gray and how grainy (correlated) it is."""
-    from ..noise_report import mid_gray
+    from ..training.noise_report import mid_gray
 
     sigma = mid_gray(report)
     groups = list(sigma.values())
@@ -60,7 +60,8 @@ def fit(
     mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(
         help="real: camera photos (pixel-shuffled, Bayer groups, correlated noise); synthetic: independent "
              "per-pixel noise; auto: real for colour photos, synthetic for gray.")] = "auto",
-    arch: Annotated[Literal["small", "paper"], typer.Option(help="D-BSN size: small (CPU) or paper.")] = "small",
+    arch: Annotated[Literal["small", "full"], typer.Option(
+        help="Network size: small (trains on a CPU) or full (the paper's D-BSN width).")] = "small",
     patch: Annotated[int, typer.Option(min=8, help="Training patch side (sub-image side in real mode).")] = 48,
     batch: Annotated[int, typer.Option(min=1, help="Patches per step (sub-images per step in real mode).")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
@@ -89,9 +90,9 @@ def fit(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..inference import pick_device
-    from ..runs import Run
-    from ..stages.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
+    from ..inference.devices import pick_device
+    from ..training.runs import Run
+    from ..training.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
 
     plan = budget(time_budget, iterations)
     _check_run(run, resume, "run", "--run")
@@ -116,8 +117,8 @@ def fit(
     with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True) as bar:
         task = bar.add_task("x", total=None)
-        report = run_fit(noisy_dir, r, cfg, plan, dev, on_image=lambda _: bar.advance(task))
-    err.print(f"done: {_learned_line(report)}.")
+        fitted = run_fit(noisy_dir, r, cfg, plan, dev, on_image=lambda _: bar.advance(task))
+    err.print(f"done: {_learned_line(fitted.report)}.")
     err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _too_short(plan.step, FEW_FIT_STEPS, "fit")
 
@@ -132,7 +133,7 @@ def distill(
              "mode's default).")] = None,
     out: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Output run folder \\[default: RUN/model].")] = None,
     arch: Annotated[Literal["small", "full"], typer.Option(
-        help="MWCNN size: small (fast, embeddable) or full.")] = "small",
+        help="Network size: small (fast, embeddable) or full (the authors' MWCNN width; for a GPU).")] = "small",
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, flag("--resume", help="Continue an existing distill run up to the given budget, with the "
@@ -172,15 +173,14 @@ def distill(
 
     Writes OUT/model.safetensors (use it with `denoise --weights OUT`) and OUT/entry.toml, a weights.toml entry with its sha256 and provenance. Ctrl-C saves a checkpoint; --resume continues.
     """
-    from ..inference import pick_device
-    from ..runs import Run
-    from ..stages.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
-    from ..stages.fit import NOISE_MODEL_FILE
+    from ..inference.devices import pick_device
+    from ..training.runs import Run
+    from ..training.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
+    from ..training.fit_run import FitRun
 
     plan = budget(time_budget, iterations)
     out = out or fit_run / "model"
-    if not (fit_run / NOISE_MODEL_FILE).exists():
-        raise ConfigError(f"{fit_run} is not a finished fit run (no {NOISE_MODEL_FILE})")
+    fitted = FitRun(fit_run)
     scale = parse_noise_scale(noise_scale)
     _check_run(out, resume, "distill run", "--out")
     out_run = Run(out)
@@ -194,7 +194,7 @@ def distill(
                             noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
                             noise_passes=noise_passes,
                             noise_model=noise_model)
-    path = run_distill(cfg, out_run, plan, pick_device(device), precision=precision)
+    path = run_distill(cfg, out_run, plan, pick_device(device), precision=precision, fit=fitted)
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _too_short(plan.step, FEW_DISTILL_STEPS, "distill")
 
@@ -218,9 +218,9 @@ def adapt(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..inference import pick_device
-    from ..runs import parse_duration
-    from ..stages.adapt import adapt as run_adapt
+    from ..inference.devices import pick_device
+    from ..training.runs import parse_duration
+    from ..training.adapt import adapt as run_adapt
 
     seconds = parse_duration(time_budget)
     dev = pick_device(device)

@@ -20,7 +20,7 @@ def weights_list(as_json: Annotated[bool, flag("--json", help="Print JSON instea
     from rich.console import Console
     from rich.table import Table
 
-    from ..weights import registry_rows
+    from ..registry.weights import registry_rows
 
     rows = registry_rows()
     if as_json:
@@ -49,7 +49,7 @@ def weights_download(
 ) -> None:
     """Fetch weights from the Hugging Face Hub into its cache and check their sha256."""
     from ..errors import WeightsError
-    from ..weights import fetch, load_registry
+    from ..registry.weights import fetch, load_registry
 
     reg = load_registry()
     entries = [reg.get(n) for n in names] if names else [e for e in reg.entries.values() if e.on_hub]
@@ -77,7 +77,7 @@ def weights_export(
     half: Annotated[bool, flag("--half", help="Store the weights as fp16 (half the file size).")] = False,
 ) -> None:
     """Write a folder ready for the Hugging Face Hub (model card with provenance and measurements)."""
-    from ..export import export_model, pin_revision, upload_folder
+    from ..registry.export import export_model, pin_revision, upload_folder
 
     out = export_model(model, dest, half=half, repo_id=upload)
     err.print(f"exported to {out}")

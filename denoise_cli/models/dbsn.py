@@ -13,21 +13,19 @@ constant (which fusion turns into washed-out colour). `ring_skip=False` is the p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..likelihood import cholesky_params, tril_from_params
+from .cholesky import cholesky_params, tril_from_params
 
 
 #: Σμ's softplus offset (tril_from_params) for each start. "large": σ ≈ 33/255 from whatever D-BSN's features give
 #: (μ untrusted, fusion ≈ y). "small": σ ≈ 4.6/255, the authors' start, and no cross-channel or feature-dependent
 #: terms until the likelihood trains them (the Σμ rows of the last conv start at zero; phase A's MSE never moves them).
 SIGMA_MU_START = {"large": 2.0, "small": 4.0}
-#: The start every run used before the choice existed (runs saved without ``sigma_mu_start`` trained with it).
-LEGACY_START = "large"
 
 
 @dataclass(frozen=True)
@@ -36,19 +34,11 @@ class DBSNConfig:
     width: int = 32
     modules: int = 5  # MDC modules per branch (paper: 7)
     ring_skip: bool = True  # μ = mean of the 8 neighbours + learned residual (False: the paper's plain μ)
-    sigma_mu_start: str = LEGACY_START  # Σμ where the likelihood phase begins: SIGMA_MU_START's keys
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DBSNConfig":
-        return cls(int(d["channels"]), int(d["width"]), int(d["modules"]), str(d.get("ring_skip", False)) == "True",
-                   str(d.get("sigma_mu_start", LEGACY_START)))
+    sigma_mu_start: str = "large"  # Σμ where the likelihood phase begins: SIGMA_MU_START's keys
 
 
-#: "paper": the paper's 7 MDC modules per branch at 64 channels; "small": trains usefully on a CPU.
-ARCHS = {"small": {"width": 32, "modules": 5}, "paper": {"width": 64, "modules": 7}}
+#: "full": the paper's 7 MDC modules per branch at 64 channels; "small": trains usefully on a CPU.
+ARCHS = {"small": {"width": 32, "modules": 5}, "full": {"width": 64, "modules": 7}}
 
 
 class MaskedConv2d(nn.Conv2d):

@@ -22,18 +22,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_model, save_model
+from ..registry.checkpoint import load_model, save_model
 from ..errors import ConfigError
-from ..io import list_images, read_named, read_rgb_folder, to_channels
-from ..models.correlated_noise import load_noise
+from ..io import read_rgb_folder
+from ..models.correlated_noise import CorrelatedNoise
 from ..models.mwcnn import build_mwcnn
-from ..patches import ImagePool, random_patches
-from ..pd import FACTOR, bayer_groups, pd_down, pd_up
-from ..runs import Budget, Run
-from ..training import train_loop
-from ..weights import resolve
-from ..weights_entry import file_fields, write_entry
-from .fit import CORRELATED_FILE, Stage1, load_stage1
+from .patches import ImagePool, random_patches
+from .pixel_shuffle import FACTOR, bayer_groups, pd_down, pd_up
+from .runs import Budget, Run
+from .loop import train_loop
+from ..registry.weights import resolve
+from ..registry.entry import file_fields, write_entry
+from .fit import Stage1
+from .fit_run import FitRun
 
 
 #: Adam's starting lr per MWCNN size when none is given. The full width (14 M parameters) sat near the
@@ -49,7 +50,6 @@ PAPER = {"noisy_fraction": 0.125, "lam": 0.1}
 #: trained mostly on synthesised noise did not; so real mode trains on the photos alone by default.
 REAL_MODE = {"noisy_fraction": 1.0, "lam": 1.0}
 
-LEGACY_NOISE_PASSES = 1  # what runs and rows saved before --noise-passes trained with: the paper's read at x
 
 
 @dataclass
@@ -67,8 +67,8 @@ class DistillConfig:
     seed: int = 0
     init: str | None = "auto"  # start from these weights (registry name, file or distill folder) instead of random;
     # "auto": the registry's colour default for a small colour model from a real-mode fit, else random
-    noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper, and runs saved
-    # before the choice: LEGACY_NOISE_PASSES), 2 at a noisy draw x + L(x)·n₀, the kind of input it learned from
+    noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper), 2 at a noisy draw
+    # x + L(x)·n₀, the kind of input it learned from
     noise_model: str = "auto"  # "correlated" (the fit's spatially correlated model), "cnnest" (the paper's per-pixel
     # one), or "auto": correlated where the fit run has one (real mode)
 
@@ -87,7 +87,7 @@ class DistillConfig:
         if self.lam is None:
             self.lam = REAL_MODE["lam"] if real else PAPER["lam"]
         if self.init == "auto":
-            from ..weights import load_registry
+            from ..registry.weights import load_registry
 
             self.init = load_registry().default if real and self.arch == "small" and channels == 3 else None
         elif self.init == "none":
@@ -118,9 +118,6 @@ def saved_distill_config(run: Run, **paths: str | Path | list[Path] | None) -> D
     here replace the saved locations (data can move); the training settings stay the run's own."""
     saved = {k: v for k, v in run.read_config().items() if k in DistillConfig.__dataclass_fields__}
     saved["noise_scale"] = tuple(saved["noise_scale"])
-    saved.setdefault("noise_passes", LEGACY_NOISE_PASSES)
-    saved.setdefault("noisy_fraction", PAPER["noisy_fraction"])
-    saved.setdefault("init", None)
     saved.update({k: v if isinstance(v, list) else str(v) for k, v in paths.items() if v is not None})
     return DistillConfig(**saved)
 
@@ -152,15 +149,17 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
     return torch.round((x + noise).clamp(0, 1) * 255) / 255
 
 
-def noise_source(cfg: DistillConfig, stage: Stage1) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+NoiseSource = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def noise_source(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> NoiseSource:
     """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
-    path = Path(cfg.fit_run) / CORRELATED_FILE
-    kind = cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if path.exists() else "cnnest")
+    kind = cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if correlated_model else "cnnest")
     if kind == "cnnest":
         return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
-    if not path.exists():
-        raise ConfigError(f"--noise-model correlated: the fit run {cfg.fit_run} has no {CORRELATED_FILE}")
-    model = load_noise(path).to(next(iter(stage.noise.parameters())).device)
+    if correlated_model is None:
+        raise ConfigError(f"the fit run {cfg.fit_run} has no correlated noise model (fits in real mode make one)")
+    model = correlated_model.to(stage.device)
 
     @torch.no_grad()
     def correlated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -172,16 +171,11 @@ def noise_source(cfg: DistillConfig, stage: Stage1) -> Callable[[torch.Tensor, t
     return correlated
 
 
-def training_data(cfg: DistillConfig, stage: Stage1) -> tuple[list[np.ndarray] | ImagePool, list[np.ndarray]]:
+def training_data(cfg: DistillConfig, fit: FitRun) -> tuple[list[np.ndarray] | ImagePool, list[np.ndarray]]:
     """The clean images (several folders: a pool drawing from each equally often; gray ones replicated to
-    colour), and each noisy photo with its stage-1 result stacked on channels (so one crop cuts both)."""
-    fit_run = Run(cfg.fit_run)
-    c = stage.cfg.channels
-    pairs = []
-    for f in list_images(Path(fit_run.read_config()["noisy_dir"])):
-        target = fit_run.path / "denoised" / f"{f.stem}.png"
-        if target.exists():
-            pairs.append(np.concatenate([to_channels(read_named(f).pixels, c), to_channels(read_named(target).pixels, c)], 2))
+    colour) when synthesised pairs are drawn, and the photos paired with their stage-1 results."""
+    c = fit.config.channels
+    pairs = fit.pairs()
     if cfg.noisy_fraction >= 1 and cfg.lam > 0:
         if not pairs:
             raise ConfigError(f"the fit run {cfg.fit_run} has no stage-1 results to train on (denoised/ is empty)")
@@ -207,12 +201,12 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray] | ImagePool,
                    pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device,
-                   precision: str = "fp32") -> Callable[[int], torch.Tensor]:
+                   precision: str = "fp32", correlated: CorrelatedNoise | None = None) -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
     if cfg.noisy_fraction is None or cfg.lam is None:
         raise ValueError("DistillConfig.resolve() first: the batch's make-up depends on the fit's mode")
     c = stage.cfg.channels
-    noisy_of = noise_source(cfg, stage)
+    noisy_of = noise_source(cfg, stage, correlated)
     n_noisy = min(cfg.batch, max(1, round(cfg.batch * cfg.noisy_fraction))) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
@@ -249,30 +243,23 @@ def init_weights(model: torch.nn.Module, spec: str) -> None:
     model.load_state_dict(start.state_dict())
 
 
-def load_fit(cfg: DistillConfig, device: torch.device) -> Stage1:
-    """The fit run's stage 1, frozen: distill only samples its noise model."""
-    stage = load_stage1(Run(cfg.fit_run), device)
-    for m in stage.modules.values():
-        m.eval().requires_grad_(False)
-    return stage
-
-
 def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True,
-            precision: str = "fp32") -> Path:
+            precision: str = "fp32", fit: FitRun | None = None) -> Path:
     """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path.
 
     ``precision`` is a property of this session, like the device: a resume may change it. A new output folder that
     fails before its first checkpoint is removed again."""
     check_precision(precision, device)
+    fit = fit or FitRun(cfg.fit_run)
     with out.removed_on_failure():
-        return _distill(cfg, out, budget, device, show_progress=show_progress, precision=precision)
+        return _distill(cfg, out, budget, device, fit, show_progress=show_progress, precision=precision)
 
 
-def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool,
+def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, fit: FitRun, *, show_progress: bool,
              precision: str) -> Path:
-    stage = load_fit(cfg, device)
+    stage = fit.stage1(device)
     cfg.resolve(stage.cfg.mode, stage.cfg.channels)
-    clean, pairs = training_data(cfg, stage)
+    clean, pairs = training_data(cfg, fit)
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if out.exists():
@@ -282,7 +269,7 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     out.write_config({"stage": "distill", **asdict(cfg), "precision": precision})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)
-    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision)
+    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision, fit.correlated_noise())
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
@@ -291,11 +278,11 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
                noise_mode=stage.cfg.mode)
     params = sum(p.numel() for p in model.parameters())
-    _write_entry(out, path, cfg, stage, params, budget, time.perf_counter() - start, device, precision)
+    _write_entry(out, path, cfg, fit, params, budget, time.perf_counter() - start, device, precision)
     return path
 
 
-def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params: int, budget: Budget,
+def _write_entry(out: Run, path: Path, cfg: DistillConfig, fit: FitRun, params: int, budget: Budget,
                  seconds: float, device: torch.device, precision: str = "fp32") -> None:
     """A weights.toml-style entry beside the model: architecture, sha256 and provenance (the command
     spells out every training setting, lr and seed included, so it reproduces the run)."""
@@ -303,7 +290,7 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     hw += f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     hw += f", {precision})"
     name = out.path.parent.name if out.path.name == "model" else out.path.name
-    noisy_dir = Run(cfg.fit_run).read_config().get("noisy_dir")
+    noisy_dir = fit.noisy_dir
     clean = " ".join(cfg.clean_dirs)
     command = (f"denoise-cli distill --fit {cfg.fit_run} {clean} --out {out.path} --arch {cfg.arch} "
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
@@ -314,8 +301,8 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, stage: Stage1, params
     entry = {
         "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {clean}",
         "architecture": {"arch": "mwcnn", "name": cfg.arch, "params": params},
-        "channels": stage.cfg.channels,
-        "noise": f"learned ({stage.cfg.mode} mode)",
+        "channels": fit.config.channels,
+        "noise": f"learned ({fit.config.mode} mode)",
         **file_fields(path),
         "source": {"local": str(path)},
         "training": {

@@ -10,9 +10,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .io import write_bytes_atomic
-from .models.registry import ARCHITECTURES, architecture_of
-from .errors import CheckpointError
+from ..io import write_bytes_atomic
+from ..models.architectures import ARCHITECTURES, architecture_of
+from ..errors import CheckpointError
 
 FORMAT_VERSION = "1"
 

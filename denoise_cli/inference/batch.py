@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import DenoiseError, ImageError
-from .inference import Denoiser
-from .io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
+from ..errors import DenoiseError, ImageError
+from .denoiser import Denoiser
+from ..io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
     write_image
 
 STDIO = "-"

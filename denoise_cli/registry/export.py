@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from .checkpoint import load_model, read_metadata, save_model
-from .errors import UploadError, WeightsError
-from .weights_entry import file_fields, read_entry, write_entry
+from ..errors import UploadError, WeightsError
+from .entry import file_fields, read_entry, write_entry
 
 
 def export_model(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
@@ -104,5 +104,5 @@ def upload_folder(folder: Path, repo_id: str, *, revision: str | None = None) ->
     except LocalTokenNotFoundError:
         raise WeightsError("uploading needs a Hugging Face token: `hf auth login`, or set HF_TOKEN") from None
     except (HfHubHTTPError, OSError, ValueError) as e:  # HTTP errors, no network, a malformed repo id
-        raise UploadError(f"upload to {repo_id} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise UploadError(f"upload failed ({repo_id}): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return info.oid

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from .errors import NoiseSpecError
+from ..errors import NoiseSpecError
 
 KINDS = ("awgn", "hg", "mg", "camera")
 

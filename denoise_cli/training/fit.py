@@ -17,29 +17,33 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..guided import guided_filter
-from ..inference import tiled
+from .guided_filter import guided_filter
+from ..inference.tiles import tiled
 from ..io import Photo, list_images, read_named, to_channels, write_image
-from ..likelihood import bayes_fusion, constrained_nll, covariance, gaussian_nll
+from ..models.cholesky import covariance
+from .likelihood import bayes_fusion, constrained_nll, gaussian_nll
 from ..models.correlated_noise import report_section, save_noise
-from ..models.dbsn import DBSN, DBSNConfig, ARCHS, GroupScale, LEGACY_START
-from ..models.noise_model import NoiseModel
-from ..noise_report import ImageSigma, build_report, plot
-from ..patches import random_patches
-from ..pd import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
-from ..runs import Budget, Run
-from ..training import train_loop
-from .noise_fit import calibrated_noise
+from ..models.dbsn import ARCHS, DBSN, DBSNConfig, GroupScale
+from ..models.cnnest import NoiseModel
+from .noise_report import ImageSigma, build_report, plot
+from .patches import random_patches
+from .pixel_shuffle import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
+from .runs import Budget, Run
+from .loop import train_loop
+from .noise_estimate import calibrated_noise
 
-NOISE_MODEL_FILE = "noise_model.safetensors"  # CNNest, what marks a finished fit run
-CORRELATED_FILE = "correlated_noise.safetensors"  # real mode: the spatially correlated model distill draws from
+if TYPE_CHECKING:
+    from .fit_run import FitRun
+
+CORRELATED_FILE = "correlated_noise.safetensors"
+REPORT_FILE = "noise_report.json"  # real mode: the spatially correlated model distill draws from
 PHASE_B, PHASE_C = 0.4, 0.7  # default fractions of the budget where the likelihood phases start
 Mode = Literal["real", "synthetic"]
 
@@ -108,7 +112,7 @@ def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
 def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
     """Median MAD noise estimate (0–255) over the images, on pixel-shuffled sub-images in real
     mode (where neighbouring pixels' noise is correlated). Uses the noisy images only."""
-    from ..metrics import estimate_sigma
+    from ..evaluation.metrics import estimate_sigma
 
     est = [estimate_sigma(img[::FACTOR, ::FACTOR] if mode == "real" else img) for img in images]
     return float(np.median(est))
@@ -208,15 +212,16 @@ class Stage1:
 
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-        show_progress: bool = True, on_image=None) -> dict:
-    """Train (or resume) a run, then write x̂ for every image, the noise model and its report. A new run folder that
-    fails before its first checkpoint is removed again."""
+        show_progress: bool = True, on_image=None) -> "FitRun":
+    """Train (or resume) a run, then write x̂ for every image, the noise models and the report; returns the finished
+    run for distill, photos and stage 1 in hand. A new run folder that fails before its first checkpoint is removed
+    again."""
     with run.removed_on_failure():
         return _fit(noisy_dir, run, cfg, budget, device, show_progress=show_progress, on_image=on_image)
 
 
 def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-         show_progress: bool, on_image) -> dict:
+         show_progress: bool, on_image) -> "FitRun":
     files, photos = load_noisy(noisy_dir)
     if cfg is None and run.exists():
         cfg = saved_config(run)  # resuming: the run's own settings win
@@ -263,37 +268,18 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
         if on_image:
             on_image(f)
-    save_noise_model(stage, run.path / NOISE_MODEL_FILE)
     report = build_report(stage.noise, device, on_images)
     if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
         correlated = calibrated_noise(list(zip(images, estimates)), cfg.channels, stage.denoise, seed=cfg.seed)
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: stage-1 residuals, calibrated")
         report["correlated"] = report_section(correlated)
-    (run.path / "noise_report.json").write_text(json.dumps(report, indent=2))
+    (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")
-    return report
+    from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory
 
-
-def save_noise_model(stage: Stage1, path: Path) -> None:
-    """The learned CNNest on its own (what `distill` needs from a fit run), with its layout."""
-    from safetensors.torch import save_file
-
-    cfg = stage.cfg
-    save_file({k: v.contiguous().cpu() for k, v in stage.noise.state_dict().items()}, str(path),
-              metadata={"channels": str(cfg.channels), "groups": str(cfg.groups), "mode": cfg.mode,
-                        "noise_cov": cfg.noise_cov})
+    return FitRun(run.path, pairs=[np.concatenate([y, x], 2) for y, x in zip(images, estimates)], stage=stage)
 
 
 def saved_config(run: Run) -> FitConfig:
-    """The FitConfig a run was started with."""
-    legacy = {"ring_skip": False, "noise_cov": "full", "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0,
-              "likelihood": "constrained", "group_sigma_mu": False, "sigma_mu_start": LEGACY_START}
-    saved = {**legacy, **run.read_config()}  # settings a run saved before they existed: what it trained with
-    return FitConfig(**{k: v for k, v in saved.items() if k in FitConfig.__dataclass_fields__})
-
-
-def load_stage1(run: Run, device: torch.device = torch.device("cpu")) -> Stage1:
-    """Rebuild a trained Stage1 from a run directory (for distillation and benchmarks)."""
-    stage = Stage1(saved_config(run), device)
-    run.load(stage.modules, None)
-    return stage
+    """The FitConfig a run was started with (older runs' settings migrated: run_config.migrate)."""
+    return FitConfig(**{k: v for k, v in run.read_config().items() if k in FitConfig.__dataclass_fields__})

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from .errors import WeightsError
+from ..errors import WeightsError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # denoise_cli/: embedded weights and the installed weights.toml
 REGISTRY_CANDIDATES = (PACKAGE_DIR / "weights.toml", PACKAGE_DIR.parent / "weights.toml")
 
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from ..runs import Budget, Run
+from .runs import Budget, Run
 from .distill import DistillConfig, distill, saved_distill_config
 from .fit import fit
 
@@ -37,11 +37,12 @@ def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, 
     start = time.monotonic()
     fit_run, model_run = Run(run), Run(Path(run) / "model")
     fit_budget = Budget(None, seconds * fit_share)
-    report = fit(noisy_dir, fit_run, None, fit_budget, device, show_progress=show_progress, on_image=on_image)
+    fitted = fit(noisy_dir, fit_run, None, fit_budget, device, show_progress=show_progress, on_image=on_image)
     if model_run.exists():
         dcfg = saved_distill_config(model_run, fit_run=fit_run.path, clean_dir=[Path(d) for d in clean_dirs])
     else:
         dcfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[Path(d) for d in clean_dirs])
     distill_budget = Budget(None, max(seconds - (time.monotonic() - start), seconds * MIN_DISTILL_SHARE))
-    model = distill(dcfg, model_run, distill_budget, device, show_progress=show_progress, precision=precision)
-    return Adapted(report, model, fit_budget, distill_budget)
+    model = distill(dcfg, model_run, distill_budget, device, show_progress=show_progress, precision=precision,
+                    fit=fitted)
+    return Adapted(fitted.report, model, fit_budget, distill_budget)

@@ -16,10 +16,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import ConfigError, ImageError
-from .io import list_images, read_image, to_channels
+from ..errors import ConfigError, ImageError
+from ..io import list_images, read_image, to_channels
 from .metrics import estimate_sigma, psnr, ssim, to_255
-from .noise import NoiseSpec, add_noise, image_rng, parse_spec, quantize
+from .synthetic_noise import NoiseSpec, add_noise, image_rng, parse_spec, quantize
 
 DenoiseFn = Callable[[np.ndarray], np.ndarray]
 
@@ -163,7 +163,7 @@ def synth_folder(sources: list[Path], output: Path, spec: NoiseSpec, seed: int, 
 
 def synth_file(src: Path, dst: Path, spec: NoiseSpec, seed: int, *, overwrite: bool = False) -> None:
     """Write a noisy copy of one clean image (same bit depth, alpha kept), seeded by its name."""
-    from .io import write_image
+    from ..io import write_image
 
     photo = read_image(src)
     photo.pixels = quantize(add_noise(photo.pixels, spec, image_rng(seed, src.name)), min(photo.bits, 16))

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import ConfigError
-from .io import write_bytes_atomic
+from ..errors import ConfigError
+from ..io import write_bytes_atomic
+from .run_config import CONFIG_VERSION, migrate, migrate_checkpoint
 
 
 def parse_duration(text: str) -> float:
@@ -62,11 +63,19 @@ class Run:
             raise
 
     def write_config(self, config: dict[str, Any]) -> None:
+        """Save the run's settings, stamped with the current config version."""
         self.path.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(self.path / "config.json", json.dumps(config, indent=2).encode())
+        write_bytes_atomic(self.path / "config.json",
+                           json.dumps({**config, "config_version": CONFIG_VERSION}, indent=2).encode())
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads((self.path / "config.json").read_text())
+        """The run's settings in the current version's terms (run_config.migrate)."""
+        try:
+            return migrate(json.loads((self.path / "config.json").read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path} is not a run folder (no config.json)") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{self.path / 'config.json'} is not valid JSON ({e})") from None
 
     def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
              step: int, elapsed: float, lr: float | None = None, progress: float | None = None) -> None:
@@ -100,29 +109,22 @@ class Run:
         return int(meta.get("step", 0)), float(meta.get("elapsed", 0.0))
 
     def metadata(self) -> dict[str, str]:
-        """The checkpoint's metadata: step, elapsed training seconds and (newer runs) the last lr."""
+        """The checkpoint's metadata: step, elapsed training seconds, the last lr and the share of the budget reached
+        (older checkpoints completed by run_config.migrate_checkpoint)."""
         from safetensors import safe_open
 
         with safe_open(str(self.checkpoint), framework="pt") as f:
-            return f.metadata() or {}
+            meta = f.metadata() or {}
+        return meta if "lr" in meta and "progress" in meta else migrate_checkpoint(meta, self.records())
 
     def last_lr(self) -> float | None:
-        """The learning rate the run last trained at: from the checkpoint, or for checkpoints saved
-        before they recorded it, the last one in the metrics log (at most ``log_every`` steps old)."""
-        meta = self.metadata()
-        if "lr" in meta:
-            return float(meta["lr"])
-        lrs = [r["lr"] for r in self.records() if "lr" in r]
-        return lrs[-1] if lrs else None
+        """The learning rate the run last trained at (None when nothing recorded it)."""
+        lr = self.metadata().get("lr")
+        return float(lr) if lr is not None else None
 
     def reached_progress(self) -> float:
-        """How far through its budget the run had got when last saved (0–1). Checkpoints saved before
-        this was recorded: 1 if the metrics log says the run finished, else 0."""
-        meta = self.metadata()
-        if "progress" in meta:
-            return float(meta["progress"])
-        records = self.records()
-        return 1.0 if records and records[-1].get("final") else 0.0
+        """How far through its budget the run had got when last saved (0–1)."""
+        return float(self.metadata()["progress"])
 
     def records(self) -> list[dict[str, Any]]:
         """The metrics log, oldest first (empty before the first entry)."""

@@ -3,7 +3,7 @@
 This made the first embedded default before unpaired checkpoints existed; it is kept so the
 entry in weights.toml can be reproduced exactly:
 
-    python -m denoise_cli.stages.bootstrap ../shared/data/train/color-photos --run runs/bootstrap \
+    python -m denoise_cli.training.bootstrap ../shared/data/train/color-photos --run runs/bootstrap \
         --time-budget 25m --export denoise_cli/weights/color-bootstrap-small.safetensors
 """
 
@@ -14,12 +14,12 @@ import argparse
 import numpy as np
 import torch
 
-from ..checkpoint import save_model
+from ..registry.checkpoint import save_model
 from ..io import read_rgb_folder
 from ..models.mwcnn import build_mwcnn
-from ..patches import random_patches
-from ..runs import Budget, Run, parse_duration
-from ..training import train_loop
+from .patches import random_patches
+from .runs import Budget, Run, parse_duration
+from .loop import train_loop
 
 
 def main(argv: list[str] | None = None) -> None:

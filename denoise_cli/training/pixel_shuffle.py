@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .models.mwcnn import pad_bottom_right
+from ..models.mwcnn import pad_bottom_right
 
 FACTOR = 4
 

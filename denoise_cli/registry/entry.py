@@ -10,7 +10,7 @@ import math
 import tomllib
 from pathlib import Path
 
-from .io import write_bytes_atomic
+from ..io import write_bytes_atomic
 from .weights import sha256_file
 
 #: Keys written as [models.NAME.KEY] tables; the others stay on one line (inline tables for dicts).

@@ -1,0 +1,61 @@
+"""Where and how a network runs: the device (CUDA, MPS, CPU), the precision, and how large a tile the device takes.
+
+Automatic tiling bounds memory. On the CPU that means tiles above 1 MP. On a CUDA GPU the whole image runs at once
+whenever its estimated activations fit in half the free GPU memory (cutting and blending tiles on the host costs more
+time there than it saves); a larger image gets the largest tiles that fit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import DeviceError
+from ..models.mwcnn import MULTIPLE
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+AUTO_TILE_PIXELS = 1024 * 1024  # CPU/MPS: above this many pixels, tile automatically
+AUTO_TILE = 1024
+DEFAULT_OVERLAP = 96
+GPU_MEMORY_SHARE = 0.5  # CUDA: an automatic run may use this share of the free memory
+
+
+def activation_bytes_per_pixel(model: nn.Module, precision: str) -> int:
+    """A generous estimate of inference memory per image pixel: 2 values per first-level channel (above the peaks
+    measured for both MWCNN sizes; tests/test_inference.py pins them)."""
+    return 2 * model.config.widths[0] * (4 if precision == "fp32" else 2)
+
+
+def free_gpu_bytes(device: torch.device) -> int:
+    """Memory a new allocation can use: free on the device plus what PyTorch holds cached but unused."""
+    free = torch.cuda.mem_get_info(device)[0]
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def auto_tile(h: int, w: int, device_type: str, free_bytes: int | None = None, bytes_per_pixel: int = 256,
+              overlap: int = DEFAULT_OVERLAP) -> int | None:
+    """The automatic tile side for an h×w image (None: whole image). CUDA: whole if it fits in
+    GPU_MEMORY_SHARE of ``free_bytes``, else the largest tile that does (never under AUTO_TILE);
+    elsewhere AUTO_TILE above AUTO_TILE_PIXELS."""
+    if device_type != "cuda" or free_bytes is None:
+        return AUTO_TILE if h * w > AUTO_TILE_PIXELS else None
+    budget = GPU_MEMORY_SHARE * free_bytes / bytes_per_pixel  # pixels that fit
+    if h * w <= budget:
+        return None
+    side = int(budget**0.5) - 2 * overlap
+    return max(AUTO_TILE, side // MULTIPLE * MULTIPLE)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """auto → CUDA, then MPS, then CPU; an explicit name must be available."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA GPU is available to this PyTorch build")
+    if name == "mps" and not has_mps:
+        raise DeviceError("--device mps: Apple MPS is not available here")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    return torch.device(name)
