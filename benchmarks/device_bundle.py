@@ -1,7 +1,7 @@
 """Pack folders for the lent GPU machine, whose calls carry at most 64 MiB, and unpack them there.
 
-    python benchmarks/device_bundle.py pack --to .gpu/bundle ../shared/data/train/color-photos runs/fit_quality/X
-    python benchmarks/device_bundle.py unpack .gpu/bundle          # on the device, in the repo root
+    python -m benchmarks.device_bundle pack --to .gpu/bundle ../shared/data/train/color-photos runs/fit_quality/X
+    python -m benchmarks.device_bundle unpack .gpu/bundle          # on the device, in the repo root
 
 8-bit images are stored as lossless WebP (the colour photos: 48 → 36 MB) and written back as PNG with
 the same pixels, mode and name; other files travel as they are. A manifest keeps each file's path as

@@ -1,8 +1,8 @@
 """Stage-1 (`fit`) quality: D-BSN + noise model trained on noisy test images alone, next to
 BM3D/CBM3D on the very same noisy files, plus how well the noise model recovered σ(x).
 
-    python benchmarks/fit_quality.py --budget 30m                 # all three cases (hours on a CPU)
-    python benchmarks/fit_quality.py --cases bsd68-awgn25 --budget 10m --limit 12
+    python -m benchmarks.fit_quality --budget 30m                 # all three cases (hours on a CPU)
+    python -m benchmarks.fit_quality --cases bsd68-awgn25 --budget 10m --limit 12
 
 Clean images are used only to make the noisy inputs and to score the outputs; fit never sees
 them (no early stopping, no checkpoint choice). Writes benchmarks/results/fit_quality.{md,json}.
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name,  # noqa: E402
+from .common import (CASES, DATA, FIT_RUNS, RESULTS, classical_scores, hardware, merge_rows, row_name,
                     score_saved, write_table)
 from denoise_cli.evaluation.scoring import synthetic_pairs
 from denoise_cli.inference.devices import pick_device
@@ -28,11 +26,12 @@ from denoise_cli.io import Photo, list_images, read_image, to_channels, write_im
 from denoise_cli.models.dbsn import SIGMA_MU_START
 from denoise_cli.training.run_config import FIT_V1
 from denoise_cli.models.cnnest import NoiseModel
-from denoise_cli.training.likelihood import covariance
+from denoise_cli.models.cholesky import covariance
 from denoise_cli.evaluation.synthetic_noise import add_noise, parse_spec, quantize
 from denoise_cli.training.noise_report import images_sigma
 from denoise_cli.training.runs import Budget, Run, parse_duration
-from denoise_cli.training.fit import FitConfig, fit, load_stage1, saved_config
+from denoise_cli.training.fit_run import FitRun
+from denoise_cli.training.fit import FitConfig, fit, saved_config
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:
@@ -85,14 +84,14 @@ def sigma_on_noisy(noise_model: NoiseModel, spec: str, levels: np.ndarray, sampl
 
 def noisy_curve(run: Run, spec: str, levels: np.ndarray) -> list[float]:
     """`sigma_on_noisy` of a fit run's noise model (group 0)."""
-    stage = load_stage1(run)
+    stage = FitRun(run.path).stage1(torch.device("cpu"))
     stage.noise.eval()
     return sigma_on_noisy(stage.noise, spec, levels).tolist()
 
 
 def images_curve(run: Run, noisy_dir: Path) -> list[float | None]:
     """The report's σ on the fit's own images (binned by x̂) for a finished run, from its inputs and denoised/."""
-    stage = load_stage1(run)
+    stage = FitRun(run.path).stage1(torch.device("cpu"))
     c = stage.cfg.channels
     pairs = ((to_channels(read_image(f).pixels, c), to_channels(read_image(run.path / "denoised" / f"{f.stem}.png").pixels, c))
              for f in list_images(noisy_dir))
@@ -152,7 +151,7 @@ def main() -> None:
                         noise_cov=args.noise_cov, noise_lr=args.noise_lr, sigma_mu_start=args.sigma_mu_start, **phases)
         start = time.perf_counter()
         budget = Budget(None, parse_duration(args.budget))
-        report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device)
+        report = fit(noisy_dir, run, None if run.exists() else cfg, budget, device).report
         wall = time.perf_counter() - start
         cfg = saved_config(run)  # a resumed run trains with its own saved settings, not this invocation's
         ours = score_saved(pairs, run.path / "denoised")

@@ -1,7 +1,7 @@
 """CUDA correctness of everything that runs on a GPU: inference (fp32/fp16/bf16, tiling), the
 blind spot, stage-1 fusion, and short fit/distill runs with resume — each against the CPU.
 
-    python benchmarks/gpu_check.py            # writes benchmarks/results/gpu_check.{md,json}
+    python -m benchmarks.gpu_check            # writes benchmarks/results/gpu_check.{md,json}
 
 Unit tests never need a GPU; this is the script to run when one is lent. Inputs are real
 images (the first BSD68 image with seeded AWGN σ=25 and the README example photo), never zeros.
@@ -20,19 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, FIT_RUNS, RESULTS, ROOT  # noqa: E402
-from speed import timed  # noqa: E402
-from denoise_cli.registry.checkpoint import load_model  # noqa: E402
-from denoise_cli.evaluation.scoring import synthetic_pairs  # noqa: E402
-from denoise_cli.inference.denoiser import Denoiser  # noqa: E402
-from denoise_cli.io import Photo, read_image, write_image  # noqa: E402
-from denoise_cli.evaluation.metrics import psnr, to_255  # noqa: E402
-from denoise_cli.models.dbsn import ARCHS as DBSN_ARCHS, build_dbsn  # noqa: E402
-from denoise_cli.training.runs import Budget, Run  # noqa: E402
-from denoise_cli.training.distill import DistillConfig, distill  # noqa: E402
-from denoise_cli.training.fit import FitConfig, fit, load_stage1  # noqa: E402
-from denoise_cli.registry.weights import load_registry, resolve  # noqa: E402
+from .common import DATA, FIT_RUNS, RESULTS, ROOT
+from .speed import timed
+from denoise_cli.registry.checkpoint import load_model
+from denoise_cli.evaluation.scoring import synthetic_pairs
+from denoise_cli.inference.denoiser import Denoiser
+from denoise_cli.io import Photo, read_image, write_image
+from denoise_cli.evaluation.metrics import psnr, to_255
+from denoise_cli.models.dbsn import ARCHS as DBSN_ARCHS, build_dbsn
+from denoise_cli.training.runs import Budget, Run
+from denoise_cli.training.distill import DistillConfig, distill
+from denoise_cli.training.fit_run import FitRun
+from denoise_cli.training.fit import FitConfig, fit
+from denoise_cli.registry.weights import load_registry, resolve
 
 EXAMPLE = ROOT / "denoise_cli" / "examples"
 
@@ -98,7 +98,7 @@ def check_stage1(rows: list[dict], speed: list[dict], dev: torch.device) -> None
         rows.append({"check": "stage 1", "skipped": f"{run.path} missing"})
         return
     (name, clean, noisy), = synthetic_pairs(DATA / "test" / "BSD68", "awgn:25", 0, 1)
-    cpu, gpu = load_stage1(run, torch.device("cpu")), load_stage1(run, dev)
+    cpu, gpu = FitRun(run.path).stage1(torch.device("cpu")), FitRun(run.path).stage1(dev)
     a, b = cpu.denoise(noisy), gpu.denoise(noisy)
     rows.append({"check": "stage 1 fusion", "run": run.path.name, "image": name, **compare(a, b),
                  "psnr_cpu": psnr(to_255(clean), to_255(a)), "psnr_gpu": psnr(to_255(clean), to_255(b))})

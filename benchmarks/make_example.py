@@ -3,7 +3,7 @@ redistributable real noisy photo is at hand) put through the package's camera pi
 Poisson–Gaussian sensor noise, demosaicked and gamma-encoded, so its noise is spatially and cross-channel correlated
 like a camera's — and saved as 8-bit PNG, so that the default colour model (made for camera photos) suits it.
 
-    python benchmarks/make_example.py   # writes denoise_cli/examples/noisy.png and clean.png
+    python -m benchmarks.make_example   # writes denoise_cli/examples/noisy.png and clean.png
 """
 
 from pathlib import Path

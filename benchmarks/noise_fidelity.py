@@ -1,7 +1,7 @@
 """Does the learned noise look like the camera's? Synthesised noise next to the true noise, statistic by statistic.
 
-    python benchmarks/noise_fidelity.py --polyu runs/real_cameras/SETTING        # each camera's fit run
-    python benchmarks/noise_fidelity.py --camera 1600 --budget 20m   # synth camera:1600 on 8 clean photos, fit, compare
+    python -m benchmarks.noise_fidelity --polyu runs/real_cameras/SETTING        # each camera's fit run
+    python -m benchmarks.noise_fidelity --camera 1600 --budget 20m   # synth camera:1600 on 8 clean photos, fit, compare
 
 Real pairs (PolyU): the truth is noisy − reference; the model's noise is drawn on the references. Synthetic camera noise:
 the truth is the pipeline's noise alone (its render with noise minus its render without), on the clean images the fit's

@@ -1,10 +1,10 @@
 """Quality table: every checkpoint in weights.toml next to BM3D/CBM3D, on the shared test sets.
 
-    python benchmarks/quality.py --quick     # 3 images per set, σ=25 only (minutes; for CI smoke)
-    python benchmarks/quality.py             # BSD68, CBSD68, Set12 × AWGN 15/25/50, HG 40,10, MG 75
-    python benchmarks/quality.py --shipped   # each checkpoint on the cases weights.toml claims (README table)
-    python benchmarks/quality.py --shipped --ensemble   # the same with `denoise --ensemble` (8 views averaged)
-    python benchmarks/quality.py --shipped --models color-awgn25-small   # re-measure one checkpoint's rows
+    python -m benchmarks.quality --quick     # 3 images per set, σ=25 only (minutes; for CI smoke)
+    python -m benchmarks.quality             # BSD68, CBSD68, Set12 × AWGN 15/25/50, HG 40,10, MG 75
+    python -m benchmarks.quality --shipped   # each checkpoint on the cases weights.toml claims (README table)
+    python -m benchmarks.quality --shipped --ensemble   # the same with `denoise --ensemble` (8 views averaged)
+    python -m benchmarks.quality --shipped --models color-awgn25-small   # re-measure one checkpoint's rows
 
 Same protocol as `denoise-cli eval` (8-bit noisy inputs, fixed seed, PSNR on 0–255, no crop).
 Writes benchmarks/results/quality{,-quick,-shipped,-shipped-ensemble}.{md,json} and prints the Markdown table.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from denoise_cli.evaluation.scoring import (classical, evaluate, method_label, r
 from denoise_cli.evaluation.synthetic_noise import parse_spec
 from denoise_cli.registry.weights import load_registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import classical_scores, hardware, merge_rows  # noqa: E402
+from .common import classical_scores, hardware, merge_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "test"

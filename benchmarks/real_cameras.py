@@ -1,10 +1,10 @@
 """Real camera noise with references: every method per camera, side by side, on PolyU (or any set laid out as
 NOISY/ + CLEAN/ with CAMERA_... file names).
 
-    python benchmarks/real_cameras.py --anchors            # noisy, CBM3D (blind σ, σ sweep), the shipped default
-    python benchmarks/real_cameras.py --adapt --jobs 2     # + `adapt` on each camera's noisy crops, two at a time
-    python benchmarks/real_cameras.py --quick --adapt      # one camera, short budgets: for trying a change
-    python benchmarks/real_cameras.py --table              # rebuild the table from the cached scores only
+    python -m benchmarks.real_cameras --anchors            # noisy, CBM3D (blind σ, σ sweep), the shipped default
+    python -m benchmarks.real_cameras --adapt --jobs 2     # + `adapt` on each camera's noisy crops, two at a time
+    python -m benchmarks.real_cameras --quick --adapt      # one camera, short budgets: for trying a change
+    python -m benchmarks.real_cameras --table              # rebuild the table from the cached scores only
 
 Rows: the noisy photo; CBM3D with a blind σ (the MAD estimate a user without references gets); CBM3D with the best
 σ per camera from a sweep, chosen on the references (an upper bound for the classical anchor, not a method a user

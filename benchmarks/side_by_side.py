@@ -1,6 +1,6 @@
 """Side-by-side crops for the README: noisy | stage 1 (fit run) | distilled model | CBM3D.
 
-    python benchmarks/side_by_side.py ../shared/data/real-noisy/DND-patches/01_noise.png \
+    python -m benchmarks.side_by_side ../shared/data/real-noisy/DND-patches/01_noise.png \
         --fit runs/color-real --model runs/color-real/model --cbm3d
 
 The stage-1 image is the fit run's own output (denoised/NAME.png). CBM3D gets a blind MAD σ

@@ -1,7 +1,7 @@
 """Speed and memory of `denoise`: MP/s at 512² (embedded model vs CBM3D), peak RSS at 24 MP.
 
-    python benchmarks/speed.py            # writes benchmarks/results/speed.{md,json} and prints the table
-    python benchmarks/speed.py --no-bm3d  # skip the slow classical anchor
+    python -m benchmarks.speed            # writes benchmarks/results/speed.{md,json} and prints the table
+    python -m benchmarks.speed --no-bm3d  # skip the slow classical anchor
 
 Numbers are medians of repeated runs after a warm-up, on whatever machine runs this; the
 table names it. On a CUDA machine the GPU rows (fp32 and fp16) are added.
@@ -68,10 +68,9 @@ def peak_rss_denoise(megapixels: float) -> tuple[float, float]:
     h = int(megapixels * 1e6 / w)
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "big.png"
-        make = ("import sys; sys.path.insert(0, sys.argv[1]); from speed import test_image; "
-                "from denoise_cli.io import Photo, write_image; "
-                f"write_image(Photo(test_image({h}, {w})), sys.argv[2])")
-        subprocess.run([sys.executable, "-c", make, str(Path(__file__).parent), str(src)], check=True)
+        make = ("import sys; from benchmarks.speed import test_image; from denoise_cli.io import Photo, write_image; "
+                f"write_image(Photo(test_image({h}, {w})), sys.argv[1])")
+        subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=Path(__file__).resolve().parents[1])
         t = time.perf_counter()
         code = ("import resource, sys; from denoise_cli.cli import app\n"
                 "try: app(['denoise', sys.argv[1], '-q', '--device', 'cpu'])\n"

@@ -1,7 +1,7 @@
 """What tiling costs: time and peak GPU memory of the default model per image size and tile setting.
 
-    python benchmarks/tiling.py --name tiling-h200 --sizes 2048 4096 8192   # on a GPU machine: fp32 and fp16
-    python benchmarks/tiling.py --device cpu --sizes 256 512 --tiles 128   # a dry run
+    python -m benchmarks.tiling --name tiling-h200 --sizes 2048 4096 8192   # on a GPU machine: fp32 and fp16
+    python -m benchmarks.tiling --device cpu --sizes 256 512 --tiles 128   # a dry run
 
 For each square image size it runs the embedded default (MWCNN small) untiled, with the automatic
 setting and with each fixed tile side, and times the host-side part alone (tiling with an identity
@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import machine, test_image, timed  # noqa: E402
-from denoise_cli.api import load_denoiser  # noqa: E402
+from .speed import machine, test_image, timed
+from denoise_cli.api import load_denoiser
 from denoise_cli.inference.devices import DEFAULT_OVERLAP, pick_device
-from denoise_cli.inference.tiles import tiled  # noqa: E402
+from denoise_cli.inference.tiles import tiled
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -1,7 +1,7 @@
 """How fast `distill` trains: steps per second of the real distill step per MWCNN arch and precision.
 
-    python benchmarks/train_speed.py --name train_speed-h200 --patches 96 128   # a GPU machine
-    python benchmarks/train_speed.py --device cpu --archs small --seconds 5     # a dry run
+    python -m benchmarks.train_speed --name train_speed-h200 --patches 96 128   # a GPU machine
+    python -m benchmarks.train_speed --device cpu --archs small --seconds 5     # a dry run
 
 Each row times `make_step_loss` (patch sampling, noise synthesis from an untrained noise model, 1/8 of
 the batch from stage-1 pairs as in distill, forward, backward, Adam) for a fixed time after a warm-up,
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import machine  # noqa: E402
-from denoise_cli.inference.devices import pick_device  # noqa: E402
-from denoise_cli.models.mwcnn import ARCHS, build_mwcnn  # noqa: E402
-from denoise_cli.training.distill import DistillConfig, check_precision, make_step_loss  # noqa: E402
-from denoise_cli.training.fit import FitConfig, Stage1  # noqa: E402
+from .speed import machine
+from denoise_cli.inference.devices import pick_device
+from denoise_cli.models.mwcnn import ARCHS, build_mwcnn
+from denoise_cli.training.distill import DistillConfig, check_precision, make_step_loss
+from denoise_cli.training.fit import FitConfig, Stage1
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -1,7 +1,7 @@
 """Unpaired learning end to end (fit → distill → eval), next to BM3D/CBM3D on the same noisy files.
 
-    python benchmarks/fit_quality.py --budget 30m            # stage 1 on the noisy test images
-    python benchmarks/unpaired.py --budget 20m               # stage 2 from those runs, then scores
+    python -m benchmarks.fit_quality --budget 30m            # stage 1 on the noisy test images
+    python -m benchmarks.unpaired --budget 20m               # stage 2 from those runs, then scores
 
 For each case the fit run from fit_quality.py (trained on the seeded noisy test images alone) is
 distilled into an MWCNN with the unrelated clean training images (gray Train400 or the colour
@@ -22,17 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows,  # noqa: E402
+from .common import (CASES, DATA, FIT_RUNS, RESULTS, ROOT, classical_scores, hardware, merge_rows,
                     row_name, score_saved)
-from denoise_cli.api import load_denoiser  # noqa: E402
-from denoise_cli.evaluation.scoring import evaluate, summarize, synthetic_pairs  # noqa: E402
-from denoise_cli.inference.devices import pick_device  # noqa: E402
-from denoise_cli.training.runs import Budget, Run, parse_duration  # noqa: E402
-from denoise_cli.training.distill import DistillConfig, distill, parse_noise_scale  # noqa: E402
-from denoise_cli.training.run_config import DISTILL_V1  # noqa: E402
-from denoise_cli.training.fit import load_stage1  # noqa: E402
-from denoise_cli.registry.entry import add_metrics  # noqa: E402
+from denoise_cli.api import load_denoiser
+from denoise_cli.evaluation.scoring import evaluate, summarize, synthetic_pairs
+from denoise_cli.inference.devices import pick_device
+from denoise_cli.training.runs import Budget, Run, parse_duration
+from denoise_cli.training.distill import DistillConfig, distill, parse_noise_scale
+from denoise_cli.training.run_config import DISTILL_V1
+from denoise_cli.training.fit_run import FitRun
+from denoise_cli.registry.entry import add_metrics
 
 CLEAN = {1: DATA / "train" / "gray-Train400", 3: DATA / "train" / "color-photos"}
 
@@ -150,7 +149,7 @@ def main() -> None:
         stage1 = summarize(score_saved(pairs, fit_run.path / "denoised"))
         anchor = classical_scores(set_name, noise, args.seed, args.limit)
 
-        stage = load_stage1(fit_run, device)
+        stage = FitRun(fit_run.path).stage1(device)
         image = pairs[0][2]
         speed = {"image": pairs[0][0], "shape": list(image.shape),
                  "stage1_s": best_time(stage.denoise, image), "distilled_s": best_time(denoiser, image)}

@@ -1,14 +1,12 @@
 """benchmarks/device_bundle.py: what goes to the GPU machine comes back out pixel for pixel."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from device_bundle import pack, unpack  # noqa: E402
+from benchmarks.device_bundle import pack, unpack
 
 
 def test_pack_unpack_restores_every_file_exactly(tmp_path, monkeypatch):

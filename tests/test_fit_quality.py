@@ -1,12 +1,9 @@
 """benchmarks/fit_quality.py: the σ the saved noisy inputs really carry, which the learned σ is judged against."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from fit_quality import effective_sigma, max_rel_err_mid, true_sigma  # noqa: E402
+from benchmarks.fit_quality import effective_sigma, max_rel_err_mid, true_sigma
 
 from denoise_cli.evaluation.synthetic_noise import add_noise, quantize  # noqa: E402
 
