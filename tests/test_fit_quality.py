@@ -5,7 +5,7 @@ import numpy as np
 
 from benchmarks.fit_quality import effective_sigma, max_rel_err_mid, true_sigma
 
-from denoise_cli.evaluation.synthetic_noise import add_noise, quantize  # noqa: E402
+from denoise_cli.evaluation.synthetic_noise import add_noise, quantize
 
 
 def test_effective_sigma_matches_the_noise_the_package_synthesises_and_saves():
@@ -41,7 +41,7 @@ def test_merge_rows_replaces_matching_rows_and_keeps_the_rest(tmp_path):
     """Benchmarks re-measure some rows; the earlier report's others stay, on a field or a compound key."""
     import json
 
-    from common import merge_rows
+    from benchmarks.common import merge_rows
 
     path = tmp_path / "r.json"
     assert merge_rows(path, [{"case": "a", "v": 1}]) == [{"case": "a", "v": 1}]  # no earlier report
@@ -56,7 +56,7 @@ def test_sigma_on_noisy_of_a_constant_noise_model_is_that_sigma():
     """A CNNest that ignores its input predicts its σ on noisy pixels too, gray or colour."""
     import torch
 
-    from fit_quality import sigma_on_noisy
+    from benchmarks.fit_quality import sigma_on_noisy
 
     from denoise_cli.models.cnnest import NoiseModel
 
@@ -74,7 +74,7 @@ def test_sigma_on_noisy_averages_the_model_over_the_noisy_values():
     noiseless y = x of the report misses where σ(y) curves (here σ(y) = 100·|y − 0.5|: 0 at y = 0.5, not on noisy y)."""
     import torch
 
-    from fit_quality import sigma_on_noisy
+    from benchmarks.fit_quality import sigma_on_noisy
 
     class VShaped(torch.nn.Module):
         channels = 1
