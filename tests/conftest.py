@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,21 @@ def noisy_folder(tmp_path: Path, channels: int) -> Path:
         clean = np.stack([x, y, (x + y) / 2][:channels], axis=2)
         write_image(Photo(quantize(add_noise(clean, "awgn:25", np.random.default_rng(i)))), d / f"n{i}.png")
     return d
+
+
+@pytest.fixture(scope="session")
+def _gray_fit_once(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("gray-fit")
+    run = base / "run"
+    r = run_cli("fit", str(noisy_folder(base, 1)), "--run", str(run), "--iterations", "2", "--patch", "16",
+                "--batch", "2")
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+@pytest.fixture
+def gray_fit(_gray_fit_once: Path, tmp_path: Path) -> Path:
+    """A finished two-step gray fit run (trained once per test session), copied so that a test may distill into it."""
+    run = tmp_path / "run"
+    shutil.copytree(_gray_fit_once, run)
+    return run

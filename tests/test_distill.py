@@ -66,11 +66,9 @@ def test_synthesized_noise_follows_the_noise_model():
         assert torch.equal(synthesize(stage, x, torch.zeros(2)), torch.round(x * 255) / 255)
 
 
-def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
-    d = noisy_folder(tmp_path, 1)
+def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path, gray_fit):
     clean = _clean_folder(tmp_path)
-    run = tmp_path / "run"
-    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    run = gray_fit
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4",
                 "--stage1-weight", "0", "--precision", "bf16", "--noise-passes", "3")
     assert r.returncode == 0, r.stderr
@@ -84,13 +82,11 @@ def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path):
         assert r.returncode == 2 and bad[0].encode() in r.stderr and not (tmp_path / "other").exists(), r.stderr
 
 
-def test_several_clean_folders_are_used_and_recorded(tmp_path):
-    d = noisy_folder(tmp_path, 1)
+def test_several_clean_folders_are_used_and_recorded(tmp_path, gray_fit):
     colour = _clean_folder(tmp_path)
     gray = tmp_path / "gray"
     write_image(Photo(np.random.default_rng(5).random((72, 72, 1)).astype(np.float32)), gray / "g.png")
-    run = tmp_path / "run"
-    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    run = gray_fit
     r = run_cli("distill", str(colour), str(gray), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "model" / "config.json").read_text())["clean_dir"] == [str(colour), str(gray)]
@@ -100,12 +96,10 @@ def test_several_clean_folders_are_used_and_recorded(tmp_path):
     assert r.returncode == 2 and b"missing" in r.stderr and not (tmp_path / "other").exists()
 
 
-def test_learning_rate_defaults_by_arch_and_is_recorded(tmp_path):
+def test_learning_rate_defaults_by_arch_and_is_recorded(tmp_path, gray_fit):
     assert DistillConfig("-", "-").lr == 1e-3 and DistillConfig("-", "-", arch="full").lr == 2.5e-4
     assert DistillConfig("-", "-", arch="full", lr=1e-3).lr == 1e-3  # an explicit lr wins
-    d = noisy_folder(tmp_path, 1)
-    run = tmp_path / "run"
-    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    run = gray_fit
     r = run_cli("distill", str(_clean_folder(tmp_path)), "--fit", str(run), "--arch", "full", "--iterations", "1",
                 "--patch", "16", "--batch", "2")
     assert r.returncode == 0, r.stderr
@@ -139,11 +133,9 @@ def test_adapt_runs_fit_then_distill(tmp_path):
     assert (tmp_path / "cam" / "model" / "model.safetensors").exists()
 
 
-def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path):
-    d = noisy_folder(tmp_path, 1)
+def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path, gray_fit):
     clean = _clean_folder(tmp_path)
-    run = tmp_path / "run"
-    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "16", "--batch", "2").returncode == 0
+    run = gray_fit
     assert run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "2").returncode == 0
     tuned = tmp_path / "tuned"
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--patch", "32", "--batch", "2",

@@ -147,12 +147,12 @@ def distill(
                               "model for σ up to 50.")] = "0.9:1.1",
     stage1_weight: Annotated[Optional[float], typer.Option(
         min=0.0, show_default=False,
-        help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \[default: 1 "
+        help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \\[default: 1 "
              "for a real-mode fit, 0.1 (the paper) otherwise].")] = None,
     pairs_share: Annotated[Optional[float], typer.Option(
         min=0.0, max=1.0, metavar="SHARE", show_default=False,
         help="Share of each batch taken from your photos with their stage-1 results; the rest is clean images with "
-             "synthesised noise \[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 "
+             "synthesised noise \\[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 "
              "(the paper) otherwise].")] = None,
     noise_model: Annotated[Literal["auto", "correlated", "cnnest"], typer.Option(
         help="Noise to train on: correlated (the fit's spatially correlated model of real photos), cnnest (the "

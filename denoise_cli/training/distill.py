@@ -37,17 +37,16 @@ from .fit import Stage1
 from .fit_run import FitRun
 
 
-#: Adam's starting lr per MWCNN size when none is given. The full width (14 M parameters) sat near the
-#: identity for thousands of steps at 1e-3 (fp32 and bf16 alike) and trains at once at 2.5e-4:
-#: benchmarks/results/distill-lr-probe-h100.md.
+#: Adam's starting lr per MWCNN size when none is given: the full width (14 M parameters) stays near the identity
+#: for thousands of steps at 1e-3 and trains at once at 2.5e-4.
 DEFAULT_LR: dict[str, float] = {"small": 1e-3, "full": 2.5e-4}
 
 
 #: The paper's stage 2: 1/8 of each batch from the noisy photos with their stage-1 results, weight 0.1.
 PAPER = {"noisy_fraction": 0.125, "lam": 0.1}
-#: Real photos: camera noise is spatially correlated, and measured on real pairs (benchmarks/real_cameras.py) a model
-#: trained on the photos' own stage-1 results, starting from the shipped colour default, matched stage 1 where one
-#: trained mostly on synthesised noise did not; so real mode trains on the photos alone by default.
+#: Real photos: camera noise is spatially correlated and hard to synthesise faithfully; a model trained on the photos'
+#: own stage-1 results, starting from the shipped colour default, follows stage 1 where one trained mostly on
+#: synthesised noise falls short (docs/method.md), so real mode trains on the photos alone by default.
 REAL_MODE = {"noisy_fraction": 1.0, "lam": 1.0}
 
 

@@ -60,29 +60,23 @@ class FitConfig:
     lr: float = 1e-3
     seed: int = 0
     gamma: float = 1.0  # Σn scale in Bayes fusion (authors: 0.9–1.0)
-    # guided-filter guide in real mode; "noisy" measured 26.35 dB vs 26.15 for "self" (25.92 without the
-    # filter) on 8 colour training crops with camera:3200 noise after a 6-minute fit (benchmarks/RESULTS.md)
-    guide: Literal["self", "noisy"] = "noisy"
-    ring_skip: bool = True  # D-BSN μ = neighbour mean + residual (runs saved before it existed: False)
-    # Σn without or with cross-channel terms; None: diagonal, except full with eq. 8 in real mode (its default before
-    # 2026-12-01). With the exact likelihood diagonal read synthetic camera noise closer than full (0.17–1.73× the truth
-    # against 1.09–2.31×, Σμ starting large) and denoised better (31.34 dB against 29.72), benchmarks/results/real_sigma.md
+    guide: Literal["self", "noisy"] = "noisy"  # guided-filter guide in real mode (the noisy photo measured better)
+    ring_skip: bool = True  # D-BSN μ = neighbour mean + residual
+    # Σn without or with cross-channel terms; None: diagonal, except full with eq. 8 in real mode (with the exact
+    # likelihood a diagonal Σn read camera noise closer and denoised better)
     noise_cov: Literal["full", "diagonal"] | None = None
     phase_b: float = PHASE_B  # budget fraction where phase B (likelihood, μ held) starts
     phase_c: float = PHASE_C  # budget fraction where phase C (joint, lr/10) starts
-    # the noise model's learning rate as a multiple of D-BSN's. 1 in both modes: in 30-minute one-core fits of about
-    # 4 000 steps, 3 cost stage 1 0.20 dB on HG and 0.68 on colour AWGN σ25 and read the noise 5–6 % low at clean images;
-    # on real photos 3 read σ 21–43 where 1 read 13–30 and noisy minus stage 1 is 7–12 (benchmarks/RESULTS.md)
+    # the noise model's learning rate as a multiple of D-BSN's (higher multiples cost stage 1 and read the noise low
+    # at clean images)
     noise_lr: float = 1.0
     # "constrained": the paper's eq. 8; "exact": log|Σμ+Σn| itself (likelihood.gaussian_nll). None: exact in real mode,
-    # where D-BSN's error on the sub-images is as large as the noise or larger and eq. 8 counts it as noise: on synthetic
-    # camera noise, both with Σμ starting small, eq. 8 read 1.7–5.8× the truth and exact 0.8–2.5×, its stage 1 1.1–3.4 dB
-    # better (benchmarks/RESULTS.md); constrained in synthetic mode, whose measured results were made with it
+    # where D-BSN's error on the sub-images is as large as the noise or larger and eq. 8 would count it as noise;
+    # constrained in synthetic mode
     likelihood: Literal["constrained", "exact"] | None = None
     group_sigma_mu: bool | None = None  # Σμ scaled per Bayer group (models.dbsn.GroupScale); None: real mode + exact
-    # Σμ at the start of phase B (models.dbsn.SIGMA_MU_START). None: small in real mode, where starting large and
-    # with D-BSN's cross-channel terms made eq. 8's trace term spike and left Σn stuck above its own optimum, and let
-    # the exact likelihood's Σn collapse (benchmarks/RESULTS.md); large in synthetic mode, whose results were made with it
+    # Σμ at the start of phase B (models.dbsn.SIGMA_MU_START). None: small in real mode (starting large let the exact
+    # likelihood's Σn collapse), large in synthetic mode
     sigma_mu_start: Literal["large", "small"] | None = None
 
     def __post_init__(self) -> None:
@@ -245,8 +239,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
 
     def phase_progress(p: float) -> float:
         """Where the phases stand: never behind where the run got to, so extending a finished run's
-        budget continues phase C instead of going back to B's held μ and 10× higher lr (a 270 s
-        paper-width GPU fit extended to 510 s that way measured 0.17 dB lower than before)."""
+        budget continues phase C instead of going back to B's held μ and 10× higher lr."""
         return max(p, reached)
 
     def step_loss(_: int) -> torch.Tensor:

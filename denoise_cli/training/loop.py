@@ -3,9 +3,8 @@ progress with loss and ETA, and a checkpoint on Ctrl-C before the interrupt prop
 
 Resuming with the same budget continues the same schedule. Resuming a finished run with a larger
 budget is a warm restart: the cosine of the new budget asks for a far higher lr than the run ended
-on, and jumping there at once against Adam's small, slowly adapting second moments made the loss
-blow up (0.0015 → 0.054 in benchmarks/resume_probe.py; likely why a 20 → 35 min distill lost 0.4 dB).
-So the lr ramps geometrically from where the run stopped to the schedule over REWARM_STEPS steps (a
+on, and jumping there at once against Adam's small, slowly adapting second moments makes the loss
+blow up. So the lr ramps geometrically from where the run stopped to the schedule over REWARM_STEPS steps (a
 no-op when the two already agree)."""
 
 from __future__ import annotations
