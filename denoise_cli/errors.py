@@ -14,8 +14,24 @@ class ImageError(DenoiseError):
     """An image that cannot be read or written."""
 
 
+class OutputExistsError(ImageError):
+    """An output file that exists already and may not be replaced."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image over the size limit (the decompression-bomb guard)."""
+
+
 class WeightsError(DenoiseError):
     """Weights that cannot be found, fetched or trusted (registry, Hub, sha256)."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """Weights that are on the Hub but out of reach (no network, or offline mode) and not in the cache."""
+
+
+class CorruptWeightsError(WeightsError):
+    """A registry file whose sha256 is not the one recorded: damaged or tampered with."""
 
 
 class CheckpointError(DenoiseError):

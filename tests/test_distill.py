@@ -147,7 +147,7 @@ def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path, gray_fi
     assert f"--init {run / 'model'}" in (tuned / "entry.toml").read_text()
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--init", "color-awgn-small",
                 "--out", str(tmp_path / "other"))
-    assert r.returncode == 2 and b"--init color-awgn-small" in r.stderr and not (tmp_path / "other").exists()
+    assert r.returncode == 2 and b"initial weights color-awgn-small" in r.stderr and not (tmp_path / "other").exists()
 
 
 def test_noise_passes_read_the_noise_model_at_the_previous_draw():

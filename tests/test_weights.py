@@ -91,10 +91,10 @@ def test_hub_download_cache_offline_and_tamper(tmp_path, tiny_weights):
         env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf2"), "HF_HUB_DISABLE_TELEMETRY": "1"}
         r = run_cli_script(_script(reg, "W.resolve('hubbed')"), env)
         assert r.returncode != 0 and "sha256 mismatch" in r.stderr
-    # 5. unreachable hub: one clear line naming the fix
+    # 5. unreachable hub: a WeightsUnavailableError naming what to check (the CLI adds its hint: test below)
     r = run_cli_script(_script(reg, "W.resolve('hubbed')"),
                        {"HF_HOME": str(tmp_path / "hf3"), "HF_ENDPOINT": "http://127.0.0.1:9"})
-    assert "--weights PATH" in r.stderr
+    assert "WeightsUnavailableError" in r.stderr and "HF_ENDPOINT" in r.stderr
 
 
 def test_hf_address_through_the_cli(tmp_path, tiny_weights):
@@ -111,6 +111,9 @@ def test_hf_address_through_the_cli(tmp_path, tiny_weights):
         assert (tmp_path / "in_denoised.png").exists()
         r = run_cli("denoise", str(img), "-q", "--weights", f"hf://{REPO}/missing.safetensors", env=env)
         assert r.returncode == 2 and b"not found on the Hub" in r.stderr and b"Traceback" not in r.stderr
+    r = run_cli("denoise", str(img), "-q", "--weights", f"hf://{REPO}/{FILE}", env={"HF_ENDPOINT": "http://127.0.0.1:9",
+                                                                                     "HF_HOME": str(tmp_path / "hf2")})
+    assert r.returncode == 2 and b"cannot reach" in r.stderr and b"--weights PATH" in r.stderr  # the CLI's hint
 
 
 def run_cli_script(code: str, env: dict):

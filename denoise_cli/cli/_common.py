@@ -5,12 +5,14 @@ Nothing here imports torch: `--help`, `weights list` and usage errors answer at 
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from typing import Annotated, Callable, Literal, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
-from ..errors import CheckpointError, ConfigError, DenoiseError, DeviceError, WeightsError
+from ..errors import (CheckpointError, ConfigError, CorruptWeightsError, DenoiseError, DeviceError, ImageTooLargeError,
+                      OutputExistsError, WeightsError, WeightsUnavailableError)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -24,6 +26,30 @@ USAGE_ERRORS: tuple[type[DenoiseError], ...] = (ConfigError, WeightsError, Check
 def exit_code(error: DenoiseError) -> int:
     """The exit code a command ends with when ``error`` stops it."""
     return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+
+
+#: What a CLI user can do about an error, by its class: the library's messages name no flags, these do.
+HINTS: dict[type[DenoiseError], str] = {
+    OutputExistsError: "use --overwrite to replace it",
+    ImageTooLargeError: "--max-pixels raises the limit",
+    WeightsUnavailableError: "or pass --weights PATH",
+    CorruptWeightsError: "`denoise-cli weights download NAME --force` fetches it again",
+}
+
+
+def explain(error: DenoiseError | str | None) -> str:
+    """An error's message with the CLI's hint for its class, if there is one."""
+    hint = next((h for cls, h in HINTS.items() if isinstance(error, cls)), None)
+    return f"{error} ({hint})" if hint else str(error)
+
+
+@contextmanager
+def about(option: str):
+    """Name the option a library ConfigError was about: its messages speak of values, not flags."""
+    try:
+        yield
+    except ConfigError as e:
+        raise ConfigError(f"{option}: {e}") from None
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -44,7 +70,7 @@ def reports_errors(interrupted: str = "interrupted") -> Callable[[F], F]:
             try:
                 return command(*args, **kwargs)
             except DenoiseError as e:
-                raise fail(str(e), exit_code(e)) from None
+                raise fail(explain(e), exit_code(e)) from None
             except KeyboardInterrupt:
                 err.print(interrupted.format(**kwargs))
                 raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -82,7 +108,10 @@ def budget(time_budget: str | None, iterations: int | None):
 
     if time_budget is None and iterations is None:
         raise ConfigError("give --time-budget (e.g. 30m) and/or --iterations")
-    return Budget(iterations, parse_duration(time_budget) if time_budget else None)
+    with about("--time-budget"):
+        seconds = parse_duration(time_budget) if time_budget else None
+    with about("--iterations"):
+        return Budget(iterations, seconds)
 
 
 def _plain_types(params: list, ctx) -> list:

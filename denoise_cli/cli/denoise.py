@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, WeightsOpt, err, fail, flag, reports_errors
+from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, WeightsOpt, err, explain, fail, flag, reports_errors
 
 STDIO = "-"  # the same marker as batch.STDIO, which this module must not import at start-up (it imports torch)
 
@@ -97,7 +97,7 @@ def denoise(
             results.append(res)
             name = "stdin" if job.source == STDIO else job.source
             if not res.ok:
-                err.print(f"[bold red]error:[/] {name}: {res.error}")
+                err.print(f"[bold red]error:[/] {name}: {explain(res.exception or res.error)}")
             elif not quiet:
                 for n in res.notices:
                     err.print(f"[yellow]note:[/] {name}: {n}")

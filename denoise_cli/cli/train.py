@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import (DeviceOpt, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag,
+from ._common import (DeviceOpt, about, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag,
                       reports_errors)
 
 #: Fewer steps than these and a stage has barely started: the run says so at the end.
@@ -181,7 +181,8 @@ def distill(
     plan = budget(time_budget, iterations)
     out = out or fit_run / "model"
     fitted = FitRun(fit_run)
-    scale = parse_noise_scale(noise_scale)
+    with about("--noise-scale"):
+        scale = parse_noise_scale(noise_scale)
     _check_run(out, resume, "distill run", "--out")
     out_run = Run(out)
     if out_run.exists():  # resuming: the run's own settings win, as for fit

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DenoiseError, ImageError
+from ..errors import DenoiseError, ImageError, OutputExistsError
 from .denoiser import Denoiser
 from ..io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
     write_image
@@ -38,9 +38,10 @@ class Result:
     denoise_seconds: float = 0.0  # the network alone
     megapixels: float = 0.0
     notices: list[str] = field(default_factory=list)
+    exception: DenoiseError | None = field(default=None, repr=False)  # what failed, for a caller's own hints
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "exception"}
 
 
 class StdoutClosed(DenoiseError):
@@ -154,7 +155,7 @@ def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_for
             if Path(job.target).is_dir():
                 raise ImageError(f"output {job.target} is a folder")
             if Path(job.target).exists() and not overwrite:
-                raise ImageError(f"output {job.target} exists (use --overwrite to replace it)")
+                raise OutputExistsError(f"output {job.target} exists")
         photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels,
                            raw=True)
         res.notices = photo.notices
@@ -170,9 +171,9 @@ def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_for
     except StdoutClosed:
         raise
     except DenoiseError as e:
-        res.error = str(e)
+        res.error, res.exception = str(e), e
     except MemoryError:
-        res.error = "out of memory (try a smaller --tile)"
+        res.error = "out of memory (smaller tiles need less)"
     except RuntimeError as e:  # e.g. a GPU out of memory
         res.error = f"failed while denoising: {str(e).splitlines()[0]}"
     res.seconds = time.perf_counter() - start

@@ -46,7 +46,7 @@ class Denoiser:
         if self.precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {self.precision!r}: use fp32, fp16 or bf16")
         if self.precision != "fp32" and self.device.type == "cpu":
-            raise DeviceError(f"--precision {self.precision} needs a GPU; use fp32 on the CPU")
+            raise DeviceError(f"{self.precision} arithmetic needs a GPU; use fp32 on the CPU")
         if self.tile is not None and self.tile < 0 or self.overlap < 0:
             raise ValueError("tile and overlap must be ≥ 0")
         self.model = self.model.to(self.device).eval()

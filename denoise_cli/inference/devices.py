@@ -53,9 +53,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: no CUDA GPU is available to this PyTorch build")
+        raise DeviceError("device cuda: no CUDA GPU is available to this PyTorch build")
     if name == "mps" and not has_mps:
-        raise DeviceError("--device mps: Apple MPS is not available here")
+        raise DeviceError("device mps: Apple MPS is not available here")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
     return torch.device(name)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..errors import ImageError, ImageTooLargeError
 from .formats import DEFAULT_MAX_PIXELS, RAW_SUFFIXES, TIFF_MAGIC
 from .photo import Photo
 
@@ -69,8 +69,8 @@ def _read_encoded(data: bytes, suffix: str, max_pixels: int) -> Photo:
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise ImageError(f"{width}×{height} is {width * height / 1e6:.0f} MP, over the "
-                         f"{max_pixels / 1e6:.0f} MP limit (decompression-bomb guard; see --max-pixels)")
+        raise ImageTooLargeError(f"{width}×{height} is {width * height / 1e6:.0f} MP, over the "
+                         f"{max_pixels / 1e6:.0f} MP limit (a guard against decompression bombs)")
 
 
 #: IFD0 tags that describe the photo rather than the file's layout, carried with the Exif and GPS sub-IFDs. A TIFF's

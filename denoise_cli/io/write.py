@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import ImageError, OutputExistsError
 from .formats import WRITE_FORMATS
 from .photo import Photo, to_float, to_int
 
@@ -122,7 +122,7 @@ def write_image(photo: Photo, path: str | os.PathLike, *, overwrite: bool = Fals
     if path.is_dir():
         raise ImageError(f"output {path} is a folder")
     if path.exists() and not overwrite:
-        raise ImageError(f"output {path} exists (use --overwrite to replace it)")
+        raise OutputExistsError(f"output {path} exists")
     data = encode_image(photo, output_format(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def write_image(photo: Photo, path: str | os.PathLike, *, overwrite: bool = Fals
     try:
         write_bytes_atomic(path, data, overwrite=overwrite)
     except FileExistsError:
-        raise ImageError(f"output {path} exists (use --overwrite to replace it)") from None
+        raise OutputExistsError(f"output {path} exists") from None
     except OSError as e:
         raise ImageError(f"cannot write {path}: {e.strerror or e}") from None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from ..errors import WeightsError
+from ..errors import CorruptWeightsError, WeightsError, WeightsUnavailableError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # denoise_cli/: embedded weights and the installed weights.toml
 REGISTRY_CANDIDATES = (PACKAGE_DIR / "weights.toml", PACKAGE_DIR.parent / "weights.toml")
@@ -105,9 +105,9 @@ def verify(path: Path, entry: WeightsEntry) -> Path:
     """Return path if its sha256 matches the registry, else refuse it."""
     got = sha256_file(path)
     if got != entry.sha256:
-        raise WeightsError(f"sha256 mismatch for {entry.name} ({path}): expected {entry.sha256[:12]}…, "
+        raise CorruptWeightsError(f"sha256 mismatch for {entry.name} ({path}): expected {entry.sha256[:12]}…, "
                            f"got {got[:12]}…; the file is corrupt or was tampered with — refusing it "
-                           f"(retry with `denoise-cli weights download {entry.name} --force`)")
+                           f"(download it again)")
     return path
 
 
@@ -130,10 +130,10 @@ def hub_download(repo_id: str, filename: str, revision: str | None, *, force: bo
                                     endpoint=os.environ.get("HF_ENDPOINT") or None, local_files_only=offline))
     except LocalEntryNotFoundError:
         if constants.HF_HUB_OFFLINE:
-            raise WeightsError(f"{what} is not in the Hugging Face cache and offline mode is on "
-                               f"(HF_HUB_OFFLINE); download it once online, or pass --weights PATH") from None
-        raise WeightsError(f"cannot reach the Hugging Face Hub at {endpoint} to fetch {what}; check the network "
-                           f"(or HF_ENDPOINT), or pass --weights PATH") from None
+            raise WeightsUnavailableError(f"{what} is not in the Hugging Face cache and offline mode is on "
+                                          f"(HF_HUB_OFFLINE); download it once online") from None
+        raise WeightsUnavailableError(f"cannot reach the Hugging Face Hub at {endpoint} to fetch {what}; check the "
+                                      f"network (or HF_ENDPOINT)") from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         raise WeightsError(f"{what} not found on the Hub ({repo_id}, {filename}, revision {revision or 'main'})") from None
     except HfHubHTTPError as e:

@@ -108,7 +108,7 @@ def parse_noise_scale(text: str) -> tuple[float, float]:
     except ValueError:
         lo = hi = -1.0
     if not 0 <= lo <= hi:
-        raise ConfigError(f"--noise-scale {text!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
+        raise ConfigError(f"noise scale {text!r}: expected LO:HI with 0 ≤ LO ≤ HI, e.g. 0.9:1.1")
     return lo, hi
 
 
@@ -193,9 +193,9 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 def check_precision(precision: str, device: torch.device) -> None:
     """ValueError unless ``precision`` can train on ``device`` (bf16: CPU, or a CUDA GPU that supports it)."""
     if precision not in TRAIN_PRECISIONS:
-        raise ConfigError(f"--precision {precision}: expected one of {', '.join(TRAIN_PRECISIONS)}")
+        raise ConfigError(f"training precision {precision}: expected one of {', '.join(TRAIN_PRECISIONS)}")
     if precision == "bf16" and not (device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())):
-        raise ConfigError(f"--precision bf16 is not supported on {device}; use fp32")
+        raise ConfigError(f"bf16 training is not supported on {device}; use fp32")
 
 
 def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray] | ImagePool,
@@ -237,8 +237,9 @@ def init_weights(model: torch.nn.Module, spec: str) -> None:
     """Load the weights named by ``spec`` into ``model`` (a fine-tune's start); ValueError if they do not fit it."""
     start = load_model(resolve(spec))
     if start.config != model.config:
-        raise ConfigError(f"--init {spec}: a {start.config.channels}-channel MWCNN with widths {list(start.config.widths)}, "
-                         f"but this distill trains {model.config.channels} channels with widths {list(model.config.widths)}")
+        raise ConfigError(f"initial weights {spec}: a {start.config.channels}-channel MWCNN with widths "
+                          f"{list(start.config.widths)}, but this distill trains {model.config.channels} channels with "
+                          f"widths {list(model.config.widths)}")
     model.load_state_dict(start.state_dict())
 
 

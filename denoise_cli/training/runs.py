@@ -141,11 +141,11 @@ class Budget:
 
     def __init__(self, iterations: int | None, seconds: float | None, step: int = 0, elapsed: float = 0.0):
         if iterations is None and seconds is None:
-            raise ConfigError("give --iterations and/or --time-budget")
+            raise ConfigError("a budget needs a number of steps, a time, or both")
         if iterations is not None and iterations < 1:
-            raise ConfigError(f"--iterations {iterations}: expected at least 1 step")
+            raise ConfigError(f"a budget of {iterations} steps: expected at least 1")
         if seconds is not None and not seconds > 0:
-            raise ConfigError("--time-budget: must be longer than zero")
+            raise ConfigError("a time budget must be longer than zero")
         self.iterations, self.seconds = iterations, seconds
         self.step, self._before = step, elapsed
         self._start = time.monotonic()
