@@ -1,5 +1,7 @@
-"""Stage-1 (`fit`) quality: D-BSN + noise model trained on noisy test images alone, next to
-BM3D/CBM3D on the very same noisy files, plus how well the noise model recovered σ(x).
+"""Stage 1 (`fit`) on synthetic noise: its PSNR next to BM3D/CBM3D, and how well it recovered σ(x).
+
+D-BSN + noise model are trained on the noisy test images alone and scored against BM3D/CBM3D on the very same noisy
+files, with the learned σ(x) against the noise's true σ.
 
     python -m benchmarks.fit_quality --budget 30m                 # all three cases (hours on a CPU)
     python -m benchmarks.fit_quality --cases bsd68-awgn25 --budget 10m --limit 12

@@ -1,5 +1,6 @@
-"""CUDA correctness of everything that runs on a GPU: inference (fp32/fp16/bf16, tiling), the
-blind spot, stage-1 fusion, and short fit/distill runs with resume — each against the CPU.
+"""CUDA correctness of everything that runs on a GPU, each against the CPU.
+
+Inference (fp32/fp16/bf16, tiling), the blind spot, stage-1 fusion, and short fit/distill runs with resume.
 
     python -m benchmarks.gpu_check            # writes benchmarks/results/gpu_check.{md,json}
 

@@ -1,7 +1,9 @@
-"""Make the example image shipped with the package: a drawn scene (no dataset image is copied, and no
-redistributable real noisy photo is at hand) put through the package's camera pipeline at ISO 3200 — mosaicked,
-Poisson–Gaussian sensor noise, demosaicked and gamma-encoded, so its noise is spatially and cross-channel correlated
-like a camera's — and saved as 8-bit PNG, so that the default colour model (made for camera photos) suits it.
+"""Make the example image shipped with the package: a drawn scene through a simulated camera.
+
+A drawn scene (no dataset image is copied, and no redistributable real noisy photo is at hand) put through the
+package's camera pipeline at ISO 3200 — mosaicked, Poisson–Gaussian sensor noise, demosaicked and gamma-encoded, so
+its noise is spatially and cross-channel correlated like a camera's — and saved as 8-bit PNG, so that the default
+colour model (made for camera photos) suits it.
 
     python -m benchmarks.make_example   # writes denoise_cli/examples/noisy.png and clean.png
 """

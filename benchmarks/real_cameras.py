@@ -1,5 +1,6 @@
-"""Real camera noise with references: every method per camera, side by side, on PolyU (or any set laid out as
-NOISY/ + CLEAN/ with CAMERA_... file names).
+"""Real camera noise with references: every method per camera, side by side, on PolyU.
+
+Any set laid out as noisy/ + clean/ with CAMERA_… file names works the same way.
 
     python -m benchmarks.real_cameras --anchors            # noisy, CBM3D (blind σ, σ sweep), the shipped default
     python -m benchmarks.real_cameras --adapt --jobs 2     # + `adapt` on each camera's noisy crops, two at a time
