@@ -230,12 +230,40 @@ def write(rows: list[dict], cams: dict[str, list[str]], args: argparse.Namespace
                      + " | ".join(cells) + " | — |")
         lines[-1] += f" {mi:.2f} |" if mi else " — |"
         lines[-1] += f" {r['seconds_per_image']:.1f} |"
+    settings = {r["method"].rsplit("-", 1)[0] for r in rows if r["method"].endswith("-adapt")}
+    walls = {s: [_wall(s, c) for c in cams] for s in settings}
     lines += ["", "Bold: above the tuned CBM3D on that camera. `fit`/`adapt` rows: trained per camera on its noisy crops "
-              "only, seconds are inference per image (training time is in runs/real_cameras/SETTING/CAMERA/wall_seconds)."]
+              "only; seconds are inference per image. Wall time of each camera's adapt (minutes, "
+              "runs/real_cameras/SETTING/CAMERA/wall_seconds): "
+              + "; ".join(f"{s}: " + ", ".join(f"{w:.0f}" if w else "—" for w in ws) for s, ws in sorted(walls.items()))]
+    lines += levers_table(cams)
     name = "real_cameras" + ("-quick" if args.quick else "")
     (OUT / f"{name}.json").write_text(json.dumps({"data": str(args.data), "best_sigma": best, "rows": rows}, indent=2))
     (OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _wall(setting: str, cam: str) -> float | None:
+    f = RUNS / setting / cam / "wall_seconds"
+    return float(f.read_text()) / 60 if f.exists() else None
+
+
+def levers_table(cams: dict[str, list[str]]) -> list[str]:
+    """Settings tried while choosing real mode's defaults (results/real_cameras/levers.json): one row each, PSNR per
+    camera it was measured on (from the cached per-image scores, or the figure recorded for a subset of images)."""
+    path = CACHE / "levers.json"
+    if not path.exists():
+        return []
+    out = ["", "Levers tried for real photos (each on the cameras it was run on; `--quick` runs one camera):", "",
+           "| setting | " + " | ".join(cams) + " |", "|---|" + "---:|" * len(cams)]
+    for lever in json.loads(path.read_text()):
+        cells = []
+        for cam, names in cams.items():
+            value = Scores(lever["method"]).mean(names) if lever.get("method") else None
+            value = value["psnr"] if value else lever.get("values", {}).get(cam)
+            cells.append(f"{value:.2f}" if value else "—")
+        out.append(f"| {lever['setting']} | " + " | ".join(cells) + " |")
+    return out
 
 
 def main() -> None:
