@@ -199,3 +199,11 @@ def test_parse_noise_scale_takes_lo_hi_and_refuses_the_rest():
     for bad in ("2:1", "-1:1", "1", "a:b", "1:2:3", ""):
         with pytest.raises(ValueError, match="LO:HI"):
             parse_noise_scale(bad)
+
+
+def test_a_corrupt_clean_image_is_named(tmp_path, gray_fit):
+    clean = _clean_folder(tmp_path)
+    (clean / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    r = run_cli("distill", str(clean), "--fit", str(gray_fit), "--iterations", "1", "--patch", "16", "--batch", "2")
+    assert r.returncode != 0 and b"broken.png" in r.stderr and b"Traceback" not in r.stderr
+    assert not (gray_fit / "model").exists()
