@@ -231,8 +231,8 @@ def render(rows: list[dict], seed: int) -> str:
                      f"{r['budget']} ({r.get('steps', '?')}) | "
                      f"{r['wall_s'] / 60:.0f} min | {r['hardware']} |")
     lines += ["", "Σn: `full` = 3×3 covariance with cross-channel terms, `diagonal` = per-channel variances (fit's "
-              "default in synthetic mode since 2026-11-26); gray images have a 1×1 Σn either way. σ learned: the lowest "
-              "and highest σ of the noise report over all channels and intensities 0–1 (not recorded before 2026-11-30). "
+              "default in synthetic mode); gray images have a 1×1 Σn either way. σ learned: the lowest "
+              "and highest σ of the noise report over all channels and intensities 0–1 (not recorded for the oldest rows). "
               "Max rel. error: against σ(x) as specified (the issue's criterion) and against the σ the saved inputs "
               "really carry after clipping to [0, 1] and 8-bit rounding (e.g. HG at x = 0.8: 34.5, not 37.1). "
               "σ on noisy pixels: the noise model's σ averaged over noisy observations of flat gray pixels, where the "
@@ -241,8 +241,7 @@ def render(rows: list[dict], seed: int) -> str:
               "trained on, binned by its own estimate x̂ (no clean image; bins under 200 pixels left out). "
               "`from μ`: the noise model read D-BSN's blind-spot mean instead of the noisy value (an experiment, since removed); "
               "`B b–C c`: phases B and C start at those fractions of the budget (default 0.4, 0.7); "
-              "`Σn lr ×k`: the noise model trained at k× D-BSN's learning rate (fit's default is 1; in synthetic mode "
-              "it was 3 for part of 2026-12-01)."]
+              "`Σn lr ×k`: the noise model trained at k× D-BSN's learning rate (fit's default is 1)."]
     return "\n".join(lines) + "\n"
 
 
