@@ -251,3 +251,8 @@ def test_negative_tiles_and_overlaps_are_usage_errors(tmp_path, tiny_weights):
         r = run_cli("denoise", str(img), "-w", str(tiny_weights), *args)
         assert r.returncode == 2 and b"Traceback" not in r.stderr, args
     assert not (tmp_path / "a_denoised.png").exists()
+
+
+def test_missing_inputs_are_reported_without_loading_a_model(tmp_path):
+    r = run_cli("denoise", str(tmp_path / "nope.png"), str(tmp_path / "neither.jpg"))
+    assert r.returncode == 1 and r.stderr.count(b"no such file") == 2 and b"Traceback" not in r.stderr

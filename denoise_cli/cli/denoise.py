@@ -55,7 +55,6 @@ def denoise(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..api import load_denoiser
     from ..inference.batch import StdoutClosed, gather, plan, run_job, summary_line
     from ..registry.weights import used_weights
 
@@ -75,6 +74,12 @@ def denoise(
     to_stdout = any(j.target == STDIO for j in jobs)
     if to_stdout and sys.stdout.isatty():
         raise ConfigError("refusing to write image data to a terminal; redirect stdout or use -o DIR")
+    if all(j.error for j in jobs):  # nothing can run: report it without loading a model
+        for j in jobs:
+            err.print(f"[bold red]error:[/] {j.source}: {j.error}")
+        raise typer.Exit(EXIT_FAILED)
+    from ..api import load_denoiser  # torch is imported here, once there is work to do
+
     denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap,
                              ensemble=ensemble, strength=strength)
 

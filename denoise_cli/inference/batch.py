@@ -8,12 +8,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import DenoiseError, ImageError, OutputExistsError
-from .denoiser import Denoiser
 from ..io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
     write_image
+
+if TYPE_CHECKING:  # the module itself stays free of torch, so a batch can be planned before a model is loaded
+    from .denoiser import Denoiser
 
 STDIO = "-"
 STDIN_NAME = "stdin"  # the output name for an image read from stdin and written into -o DIR
@@ -119,7 +121,9 @@ def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: s
         else:
             target = s.with_name(name)
         key = real_path(target)
-        if key in sources:
+        if src != STDIO and not os.path.lexists(src):
+            jobs.append(Job(src, str(target), "no such file"))
+        elif key in sources:
             jobs.append(Job(src, str(target), "output would overwrite an input (use -o DIR or --suffix)"))
         elif key in taken:
             jobs.append(Job(src, str(target), f"output {target} is also the output of another input"))
@@ -140,7 +144,7 @@ def output_suffix(source: Path, stdin: bool = False) -> str:
     return source.suffix
 
 
-def run_job(denoiser: Denoiser, job: Job, *, overwrite: bool = False, stdout_format: str = "png",
+def run_job(denoiser: "Denoiser", job: Job, *, overwrite: bool = False, stdout_format: str = "png",
             max_pixels: int = DEFAULT_MAX_PIXELS, on_tile: Callable[[int, int], None] | None = None) -> Result:
     """Read, denoise and write one job; failures become a Result with a one-line error. A closed stdout raises
     StdoutClosed: nothing more can be written there, so the batch ends."""

@@ -14,8 +14,8 @@ from torch import nn
 from ..errors import DeviceError, ModelOutputError
 from ..io import to_channels
 from ..models.mwcnn import MULTIPLE
-from .devices import (AUTO_TILE, DEFAULT_OVERLAP, PRECISIONS, activation_bytes_per_pixel, auto_tile, free_gpu_bytes,
-                      pick_device)
+from .devices import (AUTO_TILE, DEFAULT_OVERLAP, PRECISIONS, activation_bytes_per_pixel, auto_tile, cpu_has_bf16,
+                      free_gpu_bytes, pick_device)
 from .tiles import TileFn, blend_tiles
 from .views import DIHEDRAL, ensemble_mean
 
@@ -45,8 +45,9 @@ class Denoiser:
             raise ValueError(f"strength {self.strength:g}: expected a value from 0 to 1")
         if self.precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {self.precision!r}: use fp32, fp16 or bf16")
-        if self.precision != "fp32" and self.device.type == "cpu":
-            raise DeviceError(f"{self.precision} arithmetic needs a GPU; use fp32 on the CPU")
+        if self.device.type == "cpu" and (self.precision == "fp16" or self.precision == "bf16" and not cpu_has_bf16()):
+            raise DeviceError(f"{self.precision} arithmetic needs a GPU or, for bf16, a CPU with bf16 units "
+                              "(AVX512-BF16, AMX); use fp32")
         if self.tile is not None and self.tile < 0 or self.overlap < 0:
             raise ValueError("tile and overlap must be ≥ 0")
         self.model = self.model.to(self.device).eval()

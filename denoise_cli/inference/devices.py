@@ -7,6 +7,8 @@ time there than it saves); a larger image gets the largest tiles that fit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -44,6 +46,17 @@ def auto_tile(h: int, w: int, device_type: str, free_bytes: int | None = None, b
         return None
     side = int(budget**0.5) - 2 * overlap
     return max(AUTO_TILE, side // MULTIPLE * MULTIPLE)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX, Arm BF16), read from /proc/cpuinfo;
+    False where that cannot be read (bf16 is then emulated and slower than fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    words = set(flags.split())
+    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def pick_device(name: str = "auto") -> torch.device:
