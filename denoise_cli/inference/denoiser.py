@@ -118,7 +118,7 @@ class Denoiser:
             with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
                 y = model(t)
         y = y[0].float()
-        if not bool(torch.isfinite(y).all()):
+        if not bool(torch.isfinite(y.sum())):  # one reduction: a NaN or infinity anywhere makes the sum one
             raise ModelOutputError("the network's output is not finite (NaN or infinity): the weights are corrupt, or "
                                    "this precision overflows; try --precision fp32 or other weights")
         return y.clamp_(0, 1).cpu().numpy().transpose(1, 2, 0)

@@ -18,6 +18,9 @@ from ..errors import ImageError, OutputExistsError
 from .formats import WRITE_FORMATS
 from .photo import Photo, to_float, to_int
 
+#: zlib level for PNG: 1 writes a photo about 6× faster than Pillow's default 6, for files about 15 % larger
+#: (OpenCV's 16-bit PNG writer uses 1 as well).
+PNG_LEVEL = 1
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -58,6 +61,8 @@ def encode_image(photo: Photo, fmt: str, *, jpeg_quality: int = 95) -> bytes:
         kwargs["exif"] = photo.exif
     if fmt == "JPEG":
         kwargs.update(quality=jpeg_quality, subsampling=0)
+    elif fmt == "PNG":
+        kwargs["compress_level"] = PNG_LEVEL
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
