@@ -55,7 +55,7 @@ def denoise(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..inference.batch import StdoutClosed, gather, plan, run_job, summary_line
+    from ..inference.batch import StdoutClosed, gather, plan, run_batch, summary_line
     from ..registry.weights import used_weights
 
     fmt = fmt.replace("tiff", "tif").replace("jpeg", "jpg") if fmt else None
@@ -88,25 +88,29 @@ def denoise(
                   TextColumn("{task.fields[name]}"), TimeRemainingColumn(), console=err,
                   disable=quiet or to_stdout, transient=True) as bar:
         task = bar.add_task("denoise", total=len(jobs), name="", files=f"0/{len(jobs)}")
-        for i, job in enumerate(jobs):
-            bar.update(task, name=Path(job.source).name)
+        current = 0
 
-            def on_tile(done: int, total: int, i: int = i) -> None:  # progress inside a large photo
-                bar.update(task, completed=i + done / total)
+        def on_start(i: int) -> None:
+            nonlocal current
+            current = i
+            bar.update(task, completed=i, name=Path(jobs[i].source).name)
 
-            try:
-                res = run_job(denoiser, job, overwrite=overwrite, stdout_format=fmt or "png",
-                              max_pixels=int(max_pixels * 1e6), on_tile=on_tile)
-            except StdoutClosed as e:
-                raise fail(str(e), EXIT_FAILED) from None
-            results.append(res)
-            name = "stdin" if job.source == STDIO else job.source
-            if not res.ok:
-                err.print(f"[bold red]error:[/] {name}: {explain(res.exception or res.error)}")
-            elif not quiet:
-                for n in res.notices:
-                    err.print(f"[yellow]note:[/] {name}: {n}")
-            bar.update(task, completed=i + 1, files=f"{i + 1}/{len(jobs)}")
+        def on_tile(done: int, total: int) -> None:  # progress inside a large photo
+            bar.update(task, completed=current + done / total)
+
+        try:
+            for res in run_batch(denoiser, jobs, overwrite=overwrite, stdout_format=fmt or "png",
+                                 max_pixels=int(max_pixels * 1e6), on_start=on_start, on_tile=on_tile):
+                results.append(res)
+                name = "stdin" if res.source == STDIO else res.source
+                if not res.ok:
+                    err.print(f"[bold red]error:[/] {name}: {explain(res.exception or res.error)}")
+                elif not quiet:
+                    for n in res.notices:
+                        err.print(f"[yellow]note:[/] {name}: {n}")
+                bar.update(task, files=f"{len(results)}/{len(jobs)}")
+        except StdoutClosed as e:
+            raise fail(str(e), EXIT_FAILED) from None
 
     done = sum(r.ok for r in results)
     failed = len(results) - done

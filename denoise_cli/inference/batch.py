@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..errors import DenoiseError, ImageError, OutputExistsError
-from ..io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, encode_image, output_format, read_image, \
-    write_image
+from ..io import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, Photo, encode_image, output_format,
+                  read_image, write_image)
 
 if TYPE_CHECKING:  # the module itself stays free of torch, so a batch can be planned before a model is loaded
     from .denoiser import Denoiser
@@ -144,15 +145,61 @@ def output_suffix(source: Path, stdin: bool = False) -> str:
     return source.suffix
 
 
-def run_job(denoiser: "Denoiser", job: Job, *, overwrite: bool = False, stdout_format: str = "png",
-            max_pixels: int = DEFAULT_MAX_PIXELS, on_tile: Callable[[int, int], None] | None = None) -> Result:
-    """Read, denoise and write one job; failures become a Result with a one-line error. A closed stdout raises
-    StdoutClosed: nothing more can be written there, so the batch ends."""
-    start = time.perf_counter()
+#: Photos larger than this are handled one at a time (no reading ahead, no writing behind): memory before speed.
+OVERLAP_MAX_PIXELS = 8_000_000
+
+
+def run_batch(denoiser: "Denoiser", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
+              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
+              on_tile: Callable[[int, int], None] | None = None) -> Iterator[Result]:
+    """Each job's Result, in order. While one photo is denoised the next is read and the one before is written, on
+    two helper threads (decoding and encoding release the GIL), so small files cost little more than the network;
+    photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i)`` is called when job i starts denoising. An
+    interrupt lets a write in progress finish (outputs stay whole) and stops."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        behind: tuple[Result, Future | None] | None = None  # the job being written, and its write
+        ahead = reader.submit(_load, jobs[0], overwrite, max_pixels) if jobs else None
+        for i, job in enumerate(jobs):
+            res, photo = ahead.result()
+            big = photo is not None and photo.pixels.shape[0] * photo.pixels.shape[1] > OVERLAP_MAX_PIXELS
+            if big and behind is not None:  # one large photo in memory at a time
+                yield _finish(*behind)
+                behind = None
+            following = jobs[i + 1] if i + 1 < len(jobs) else None
+            ahead = reader.submit(_load, following, overwrite, max_pixels) if following and not big else None
+            if on_start:
+                on_start(i)
+            stored = None
+            if photo is not None and _denoise(denoiser, photo, res, on_tile):
+                stored = writer.submit(_store, photo, job, res, overwrite, stdout_format)
+            if behind is not None:
+                yield _finish(*behind)
+            behind = (res, stored)
+            if big:
+                yield _finish(*behind)
+                behind = None
+            if ahead is None and following:
+                ahead = reader.submit(_load, following, overwrite, max_pixels)
+        if behind is not None:
+            yield _finish(*behind)
+
+
+def _finish(res: Result, stored: Future | None) -> Result:
+    """The result once its write (if any) is done; a closed stdout stops the batch."""
+    if stored is not None:
+        stored.result()
+    return res
+
+
+def _load(job: Job, overwrite: bool, max_pixels: int) -> tuple[Result, Photo | None]:
+    """A job's Result (its error set when the job cannot start) and its decoded photo (None then)."""
     res = Result(job.source, job.target, ok=False)
+    res.seconds = -time.perf_counter()
     if job.error:
         res.error = job.error
-        return res
+        res.seconds = 0.0
+        return res, None
     try:
         if job.target != STDIO:
             output_format(job.target)  # fail fast on an unwritable suffix
@@ -162,26 +209,46 @@ def run_job(denoiser: "Denoiser", job: Job, *, overwrite: bool = False, stdout_f
                 raise OutputExistsError(f"output {job.target} exists")
         photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels,
                            raw=True)
-        res.notices = photo.notices
-        t = time.perf_counter()
+    except DenoiseError as e:
+        res.error, res.exception = str(e), e
+        res.seconds += time.perf_counter()
+        return res, None
+    res.notices = photo.notices
+    return res, photo
+
+
+def _denoise(denoiser: "Denoiser", photo: Photo, res: Result, on_tile: Callable[[int, int], None] | None) -> bool:
+    """Denoise the photo's pixels in place; False (and the Result's error set) if that failed."""
+    t = time.perf_counter()
+    try:
         photo.pixels = denoiser.denoise(photo.pixels, photo.notices, on_tile)
-        res.denoise_seconds = time.perf_counter() - t
-        if job.target == STDIO:
-            _write_stdout(encode_image(photo, output_format(f"x.{stdout_format}")))
-        else:
-            write_image(photo, job.target, overwrite=overwrite)
-        res.ok = True
-        res.megapixels = photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6
-    except StdoutClosed:
-        raise
     except DenoiseError as e:
         res.error, res.exception = str(e), e
     except MemoryError:
         res.error = "out of memory (smaller tiles need less)"
     except RuntimeError as e:  # e.g. a GPU out of memory
         res.error = f"failed while denoising: {str(e).splitlines()[0]}"
-    res.seconds = time.perf_counter() - start
-    return res
+    res.denoise_seconds = time.perf_counter() - t
+    if res.error:
+        res.seconds += time.perf_counter()
+    return res.error is None
+
+
+def _store(photo: Photo, job: Job, res: Result, overwrite: bool, stdout_format: str) -> None:
+    """Encode and write the denoised photo (stdout or its target); the Result says whether that worked."""
+    try:
+        if job.target == STDIO:
+            _write_stdout(encode_image(photo, output_format(f"x.{stdout_format}")))
+        else:
+            write_image(photo, job.target, overwrite=overwrite)
+        res.ok = True
+        res.megapixels = photo.pixels.shape[0] * photo.pixels.shape[1] / 1e6
+    except DenoiseError as e:
+        if isinstance(e, StdoutClosed):
+            raise
+        res.error, res.exception = str(e), e
+    finally:
+        res.seconds += time.perf_counter()
 
 
 def _write_stdout(data: bytes) -> None:
