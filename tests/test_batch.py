@@ -22,7 +22,7 @@ def test_results_come_in_order_with_failures_in_their_place(tmp_path):
     (src / "p2.png").write_bytes(b"not a png")
     jobs = plan(gather([str(src)]), output=str(out), suffix=None, fmt=None)
     started = []
-    results = list(run_batch(Denoiser(tiny_model(3), tile=0), jobs, on_start=started.append))
+    results = list(run_batch(Denoiser(tiny_model(3), tile=0), jobs, on_start=lambda i, w: started.append(i)))
     assert [r.source.rsplit("/", 1)[1] for r in results] == ["p0.png", "p1.png", "p2.png", "p3.png"]
     assert [r.ok for r in results] == [True, True, False, True] and "not an image" in results[2].error
     assert started == [0, 1, 2, 3]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from conftest import noisy_folder, run_cli
-from denoise_cli.io import Photo, write_image
+from denoise_cli.io import Photo, read_image, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.patches import random_patches
 from denoise_cli.training.runs import Run
@@ -123,14 +123,28 @@ def test_bf16_runs_the_network_in_bf16_and_keeps_loss_and_gradients_fp32():
         assert all(p.grad.dtype == torch.float32 for p in model.parameters())
 
 
-def test_adapt_runs_fit_then_distill(tmp_path):
+def test_adapt_runs_fit_then_distill_and_stores_a_profile_for_the_photos_camera(tmp_path):
+    from PIL import Image
+
     d = noisy_folder(tmp_path, 1)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Maker", "Cam A"
+    exif.get_ifd(0x8769)[0x8827] = 1600
+    for f in d.iterdir():  # the photos name their camera and ISO
+        photo = read_image(f)
+        photo.exif = exif.tobytes()
+        write_image(photo, f, overwrite=True)
     clean = tmp_path / "clean"
     write_image(Photo(np.random.default_rng(5).random((72, 72, 1)).astype(np.float32)), clean / "c.png")
-    r = run_cli("adapt", str(d), str(clean), "--run", str(tmp_path / "cam"), "--time-budget", "4s")
+    env = {"DENOISE_CLI_PROFILES": str(tmp_path / "profiles")}
+    r = run_cli("adapt", str(d), str(clean), "--run", str(tmp_path / "cam"), "--time-budget", "4s", "--profile", "cam-a",
+                env=env)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cam" / "noise_report.json").exists() and (tmp_path / "cam" / "denoised" / "n0.png").exists()
     assert (tmp_path / "cam" / "model" / "model.safetensors").exists()
+    (stored,) = json.loads(run_cli("profiles", "list", "--json", env=env).stdout)
+    assert (stored["name"], stored["camera"], stored["isos"]) == ("cam-a", "Maker Cam A", [1600.0])
+    assert stored["sigma_mid"] and "distill" in stored["made_by"]
 
 
 def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path, gray_fit):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import denoise, measure, train, weights
+from . import denoise, measure, profiles, train, weights
 from ._common import Command, Group
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich", cls=Group,
@@ -34,4 +34,5 @@ app.command(cls=Command)(train.distill)
 app.command(cls=Command)(train.adapt)
 app.command(cls=Command)(measure.synth)
 app.command("eval", cls=Command)(measure.eval_cmd)
+app.add_typer(profiles.app, name="profiles")
 app.add_typer(weights.app, name="weights")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, WeightsOpt, err, explain, fail, flag, reports_errors
+from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, err, explain, fail, flag, reports_errors
 
 STDIO = "-"  # the same marker as batch.STDIO, which this module must not import at start-up (it imports torch)
 
@@ -27,7 +27,12 @@ def denoise(
     fmt: Annotated[Optional[Literal["png", "tif", "tiff", "jpg", "jpeg"]], typer.Option(
         "--format", "-f", help="Output format \\[default: the input's; tif for RAW; png for formats it cannot write "
                                "and on stdout].")] = None,
-    weights: WeightsOpt = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", "-w", metavar="auto|NAME|PATH|hf://…",
+        help="auto: each photo gets the camera profile for its camera and ISO (see `profiles`), else the default — "
+             "what runs when profiles exist; a registry NAME (see `weights list`), a .safetensors PATH or run folder, "
+             "or hf://owner/repo/file.safetensors\\[@revision] \\[default: auto with profiles, else the registry "
+             "default].")] = None,
     strength: Annotated[float, typer.Option(
         min=0.0, max=1.0, metavar="S", help="How much of the estimated noise to remove, 0–1: the output is y − S·(y − x̂) for the "
                                "photo y and the network's estimate x̂, so 0.7 keeps 30 % of the grain.")] = 1.0,
@@ -79,9 +84,19 @@ def denoise(
             err.print(f"[bold red]error:[/] {j.source}: {j.error}")
         raise typer.Exit(EXIT_FAILED)
     from ..api import load_denoiser  # torch is imported here, once there is work to do
+    from ..registry.profiles import list_profiles
 
-    denoiser = load_denoiser(weights, device=device, precision=precision, tile=tile, overlap=overlap,
-                             ensemble=ensemble, strength=strength)
+    def load(spec: str | None):
+        return load_denoiser(spec, device=device, precision=precision, tile=tile, overlap=overlap, ensemble=ensemble,
+                             strength=strength)
+
+    profiles = list_profiles() if weights in (None, "auto") else []
+    if weights == "auto" or profiles:  # per photo: its camera's profile, else the default
+        from ..inference.choice import ModelChoice
+
+        denoiser = ModelChoice(load, profiles)
+    else:
+        denoiser = load(weights)
 
     results = []
     with Progress(TextColumn("[bold]denoise"), BarColumn(), TextColumn("{task.fields[files]}"),
@@ -90,10 +105,10 @@ def denoise(
         task = bar.add_task("denoise", total=len(jobs), name="", files=f"0/{len(jobs)}")
         current = 0
 
-        def on_start(i: int) -> None:
+        def on_start(i: int, weights: str | None) -> None:  # weights: the model picked for it, with --weights auto
             nonlocal current
             current = i
-            bar.update(task, completed=i, name=Path(jobs[i].source).name)
+            bar.update(task, completed=i, name=Path(jobs[i].source).name + (f" · {weights}" if weights else ""))
 
         def on_tile(done: int, total: int) -> None:  # progress inside a large photo
             bar.update(task, completed=current + done / total)
@@ -106,7 +121,7 @@ def denoise(
                 if not res.ok:
                     err.print(f"[bold red]error:[/] {name}: {explain(res.exception or res.error)}")
                 elif not quiet:
-                    for n in res.notices:
+                    for n in res.notices + ([f"denoised with {res.weights}"] if res.weights else []):
                         err.print(f"[yellow]note:[/] {name}: {n}")
                 bar.update(task, files=f"{len(results)}/{len(jobs)}")
         except StdoutClosed as e:
@@ -114,11 +129,13 @@ def denoise(
 
     done = sum(r.ok for r in results)
     failed = len(results) - done
+    device = denoiser.device or "—"
     if as_json:
-        summary = {"done": done, "failed": failed, "device": str(denoiser.device), **used_weights(weights),
+        chosen = {"weights": "auto", "weights_gray": None} if hasattr(denoiser, "pick") else used_weights(weights)
+        summary = {"done": done, "failed": failed, "device": str(device), **chosen,
                    "ensemble": ensemble, "strength": strength, "results": [r.to_dict() for r in results]}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
         err.print(summary_line(done, failed, sum(r.megapixels for r in results if r.ok),
-                               sum(r.denoise_seconds for r in results if r.ok), str(denoiser.device)))
+                               sum(r.denoise_seconds for r in results if r.ok), str(device)))
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

@@ -119,6 +119,9 @@ def fit(
         task = bar.add_task("x", total=None)
         fitted = run_fit(noisy_dir, r, cfg, plan, dev, on_image=lambda _: bar.advance(task))
     err.print(f"done: {_learned_line(fitted.report)}.")
+    if not fitted.cameras:
+        err.print("[yellow]note:[/] no camera make or model in the photos' EXIF: a profile made from this run needs "
+                  "--camera and --iso")
     err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _too_short(plan.step, FEW_FIT_STEPS, "fit")
 
@@ -210,6 +213,13 @@ def adapt(
              "photos).")] = None,
     time_budget: Annotated[str, typer.Option(metavar="DURATION",
                                              help="Total time: fit trains for 60 % of it, distill for what is left after fit has denoised your photos.")] = "1h",
+    profile: Annotated[Optional[str], typer.Option(
+        metavar="NAME", help="Also store the model as this camera profile, which `denoise` then picks by itself for the "
+                             "camera's photos (camera and ISOs from their EXIF).")] = None,
+    camera: Annotated[Optional[str], typer.Option(metavar='"MAKE MODEL"', help="With --profile, for photos without "
+                                                                              "EXIF: the camera.")] = None,
+    iso: Annotated[Optional[list[float]], typer.Option("--iso", metavar="ISO", help="With --camera: the photos' ISO "
+                                                                                   "(repeat for several).")] = None,
     device: DeviceOpt = "auto",
     precision: TrainPrecisionOpt = "fp32",
 ) -> None:
@@ -233,6 +243,15 @@ def adapt(
         done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision,
                          on_image=lambda _: bar.advance(task))
     err.print(f"done: {_learned_line(done.report)}.")
-    err.print(f"model {done.model}; use it with `denoise-cli denoise PHOTOS --weights {run / 'model'}`")
+    if profile:
+        from .profiles import store
+
+        p = store(run / "model", profile, camera, iso, replace=True)
+        isos = ", ".join(f"{i:g}" for i in p.isos) or "any ISO"
+        err.print(f"stored as profile {p.name} ({p.camera}, {isos}): `denoise-cli denoise PHOTOS` now uses it for that "
+                  "camera's photos")
+    else:
+        err.print(f"model {done.model}; use it with `denoise-cli denoise PHOTOS --weights {run / 'model'}`, or store it "
+                  f"as a camera profile with `denoise-cli profiles add {run / 'model'}`")
     _too_short(done.fit_budget.step, FEW_FIT_STEPS, "fit")
     _too_short(done.distill_budget.step, FEW_DISTILL_STEPS, "distill")

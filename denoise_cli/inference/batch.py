@@ -16,6 +16,7 @@ from ..io import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMAT
                   read_image, write_image)
 
 if TYPE_CHECKING:  # the module itself stays free of torch, so a batch can be planned before a model is loaded
+    from .choice import ModelChoice
     from .denoiser import Denoiser
 
 STDIO = "-"
@@ -41,6 +42,7 @@ class Result:
     denoise_seconds: float = 0.0  # the network alone
     megapixels: float = 0.0
     notices: list[str] = field(default_factory=list)
+    weights: str | None = None  # which model denoised it, when the batch chooses per photo (ModelChoice)
     exception: DenoiseError | None = field(default=None, repr=False)  # what failed, for a caller's own hints
 
     def to_dict(self) -> dict:
@@ -149,13 +151,15 @@ def output_suffix(source: Path, stdin: bool = False) -> str:
 OVERLAP_MAX_PIXELS = 8_000_000
 
 
-def run_batch(denoiser: "Denoiser", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
-              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int], None] | None = None,
+def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
+              max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int, str | None], None] | None = None,
               on_tile: Callable[[int, int], None] | None = None) -> Iterator[Result]:
     """Each job's Result, in order. While one photo is denoised the next is read and the one before is written, on
     two helper threads (decoding and encoding release the GIL), so small files cost little more than the network;
-    photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i)`` is called when job i starts denoising. An
-    interrupt lets a write in progress finish (outputs stay whole) and stops."""
+    photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i, weights)`` is called when job i starts denoising
+    (``weights``: what a ModelChoice picked for it, else None). An
+    interrupt lets a write in progress finish (outputs stay whole) and stops. With a ModelChoice each photo is
+    denoised by the model it picks, and its Result says which."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         behind: tuple[Result, Future | None] | None = None  # the job being written, and its write
@@ -168,10 +172,11 @@ def run_batch(denoiser: "Denoiser", jobs: list[Job], *, overwrite: bool = False,
                 behind = None
             following = jobs[i + 1] if i + 1 < len(jobs) else None
             ahead = reader.submit(_load, following, overwrite, max_pixels) if following and not big else None
+            model = _model_for(denoiser, photo, res) if photo is not None else None
             if on_start:
-                on_start(i)
+                on_start(i, res.weights)
             stored = None
-            if photo is not None and _denoise(denoiser, photo, res, on_tile):
+            if model is not None and _denoise(model, photo, res, on_tile):
                 stored = writer.submit(_store, photo, job, res, overwrite, stdout_format)
             if behind is not None:
                 yield _finish(*behind)
@@ -183,6 +188,19 @@ def run_batch(denoiser: "Denoiser", jobs: list[Job], *, overwrite: bool = False,
                 ahead = reader.submit(_load, following, overwrite, max_pixels)
         if behind is not None:
             yield _finish(*behind)
+
+
+def _model_for(denoiser: "Denoiser | ModelChoice", photo: Photo, res: Result) -> "Denoiser | None":
+    """The model for this photo (None, with the Result's error set, if the chosen one cannot be loaded)."""
+    if not hasattr(denoiser, "pick"):
+        return denoiser
+    try:
+        chosen, res.weights = denoiser.pick(photo)
+    except DenoiseError as e:
+        res.error, res.exception = str(e), e
+        res.seconds += time.perf_counter()
+        return None
+    return chosen
 
 
 def _finish(res: Result, stored: Future | None) -> Result:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .camera import Camera, camera_from_exif
+
 
 @dataclass
 class Photo:
@@ -26,6 +28,11 @@ class Photo:
     @property
     def channels(self) -> int:
         return self.pixels.shape[2]
+
+    @property
+    def camera(self) -> Camera:
+        """The camera and ISO its EXIF names (an empty Camera when it has none)."""
+        return camera_from_exif(self.exif)
 
     def floats(self) -> np.ndarray:
         """The pixels as float32 in [0,1] (the array itself when it already is one)."""

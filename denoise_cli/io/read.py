@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
+from .camera import camera_from_raw, exif_for
 from .formats import DEFAULT_MAX_PIXELS, RAW_SUFFIXES, TIFF_MAGIC
 from .photo import Photo
 
@@ -222,5 +223,5 @@ def _read_raw(data: bytes, max_pixels: int) -> Photo:
         raise
     except Exception as e:
         raise ImageError(f"cannot decode camera RAW ({type(e).__name__}: {e})") from None
-    return Photo(rgb, 16, format="RAW",
+    return Photo(rgb, 16, exif=exif_for(camera_from_raw(data)), format="RAW",
                  notices=["camera RAW demosaiced to sRGB (camera white balance), written as 16-bit"])

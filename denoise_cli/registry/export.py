@@ -12,15 +12,17 @@ from ..errors import UploadError, WeightsError
 from .entry import file_fields, read_entry, write_entry
 
 
-def export_model(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
+def export_model(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None,
+                 name: str | None = None, description: str | None = None) -> Path:
     """See :func:`_export`; a malformed entry.toml or an unwritable DEST is a WeightsError."""
     try:
-        return _export(model_dir, dest, half=half, repo_id=repo_id)
+        return _export(model_dir, dest, half=half, repo_id=repo_id, name=name, description=description)
     except (ValueError, OSError) as e:
         raise WeightsError(f"export to {dest} failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _export(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None) -> Path:
+def _export(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | None = None, name: str | None = None,
+            description: str | None = None) -> Path:
     """Copy MODEL_DIR/model.safetensors into DEST with a config, a model card and an entry.toml that
     describes the exported file (its own sha256, size and format; a Hub source when ``repo_id`` is
     known). ``half`` stores the weights as fp16 (half the size; inference upcasts, so results barely move)."""
@@ -28,7 +30,10 @@ def _export(model_dir: Path, dest: Path, *, half: bool = False, repo_id: str | N
     if not src.exists():
         raise WeightsError(f"{model_dir} holds no model.safetensors")
     entry_file = src.parent / "entry.toml"
-    name, info = read_entry(entry_file) if entry_file.exists() else (src.parent.name, {})
+    found_name, info = read_entry(entry_file) if entry_file.exists() else (src.parent.name, {})
+    name = name or found_name
+    if description:
+        info["description"] = description
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / "model.safetensors"
     if half:

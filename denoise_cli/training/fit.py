@@ -103,6 +103,19 @@ def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
     return files, [read_named(f) for f in files]
 
 
+def camera_census(photos: list[Photo]) -> tuple[dict[str, list[float]], int]:
+    """The cameras the photos' EXIF names, each with the ISOs seen, and how many photos name none."""
+    census: dict[str, set[float]] = {}
+    unknown = 0
+    for p in photos:
+        cam = p.camera
+        if not cam.known:
+            unknown += 1
+            continue
+        census.setdefault(cam.name, set()).update([cam.iso] if cam.iso else [])
+    return {k: sorted(v) for k, v in census.items()}, unknown
+
+
 def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
     """Median MAD noise estimate (0–255) over the images, on pixel-shuffled sub-images in real
     mode (where neighbouring pixels' noise is correlated). Uses the noisy images only."""
@@ -234,7 +247,9 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         reached = run.reached_progress()
     else:
         stage.noise.init_sigma(blind_sigma(images, cfg.mode))
-    run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg)})
+    census, unknown = camera_census(photos)
+    run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg), "cameras": census,
+                      "photos_without_camera": unknown})
     rng = np.random.default_rng([cfg.seed, budget.step])
 
     def phase_progress(p: float) -> float:

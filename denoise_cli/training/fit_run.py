@@ -46,6 +46,11 @@ class FitRun:
         return self._stage
 
     @property
+    def cameras(self) -> dict[str, list[float]]:
+        """The cameras the fit's photos named in their EXIF, each with its ISOs (empty when none did)."""
+        return self.run.read_config().get("cameras", {})
+
+    @property
     def report(self) -> dict:
         """The noise report (noise_report.json): the learned σ against intensity, and the correlated model's
         structure in real mode."""
