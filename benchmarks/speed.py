@@ -1,10 +1,13 @@
-"""Speed and memory of `denoise`: MP/s at 512² (embedded model vs CBM3D), peak RSS at 24 MP.
+"""Speed and memory of `denoise`: the network alone next to the whole command, per image size and precision.
 
-    python -m benchmarks.speed            # writes benchmarks/results/speed.{md,json} and prints the table
-    python -m benchmarks.speed --no-bm3d  # skip the slow classical anchor
+    python -m benchmarks.speed                 # 512² batch, 2048², 24 MP (8- and 16-bit), start-up; results/speed.md
+    python -m benchmarks.speed --quick         # 512² and 2048² only
+    python -m benchmarks.speed --bm3d          # also CBM3D on one 512² image, for scale
 
-Numbers are medians of repeated runs after a warm-up, on whatever machine runs this; the
-table names it. On a CUDA machine the GPU rows (fp32 and fp16) are added.
+For each size and precision: forward-only MP/s (the network on tensors, tiled as `denoise` tiles), and end to end
+(a fresh `denoise-cli denoise` process on PNG files: start-up, decoding, tiling, encoding, writing) with its peak RSS.
+The overhead is the gap between the two. Start-up: `--help`, `weights list` and a missing-file error, which answer
+without loading PyTorch. Numbers are medians after a warm-up; the table names the machine.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import numpy as np
 import torch
 
 from denoise_cli.api import load_denoiser
+from denoise_cli.inference.devices import cpu_has_bf16
 
 OUT = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
@@ -58,71 +63,100 @@ def test_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(base + noise, 0, 1).astype(np.float32)
 
 
-def peak_rss_denoise(megapixels: float) -> tuple[float, float]:
-    """Peak RSS (GiB) and wall time of the real CLI denoising a generated image of that size.
+def write_png(path: Path, h: int, w: int, bits: int) -> None:
+    """A test photo as an 8- or 16-bit PNG, made in its own process (so this one stays small for RSS readings)."""
+    code = ("import sys; from benchmarks.speed import test_image; from denoise_cli.io import Photo, write_image; "
+            f"write_image(Photo(test_image({h}, {w})), sys.argv[1]) if {bits} == 8 else "
+            f"write_image(Photo(test_image({h}, {w}), 16), sys.argv[1])")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=ROOT)
 
-    Linux keeps a process's peak RSS across fork and exec, so a child of a big parent would
-    report the parent's peak: the image is made in its own subprocess and this runs first.
-    """
-    w = int((megapixels * 1e6 * 1.5) ** 0.5)
-    h = int(megapixels * 1e6 / w)
+
+def cli_run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of one `denoise-cli` process (the RSS read from the child itself)."""
+    code = ("import resource, sys; from denoise_cli.cli import app\n"
+            "try: app(sys.argv[1:])\n"
+            "except SystemExit as e: assert e.code in (0, None, 1), e.code\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return time.perf_counter() - t, int(r.stderr.split()[-1]) / 2**20
+
+
+def forward_mp_per_s(h: int, w: int, precision: str, repeats: int) -> float:
+    """The network alone, tiled as `denoise` tiles, on a float image already in memory."""
+    den = load_denoiser(None, device="cpu", precision=precision)
+    img = test_image(h, w)
+    return h * w / 1e6 / timed(lambda: den(img), repeats)
+
+
+def end_to_end(h: int, w: int, files: int, bits: int, precision: str, repeats: int) -> dict:
+    """A fresh `denoise` process on ``files`` PNGs of h×w: MP/s over the whole command and over denoising alone,
+    and its peak RSS."""
     with tempfile.TemporaryDirectory() as d:
-        src = Path(d) / "big.png"
-        make = ("import sys; from benchmarks.speed import test_image; from denoise_cli.io import Photo, write_image; "
-                f"write_image(Photo(test_image({h}, {w})), sys.argv[1])")
-        subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=Path(__file__).resolve().parents[1])
-        t = time.perf_counter()
-        code = ("import resource, sys; from denoise_cli.cli import app\n"
-                "try: app(['denoise', sys.argv[1], '-q', '--device', 'cpu'])\n"
-                "except SystemExit as e: assert e.code == 0, e.code\n"
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-        r = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, check=True)
-        return int(r.stdout.split()[-1]) / 2**20, time.perf_counter() - t
+        src = Path(d) / "in"
+        src.mkdir()
+        for i in range(files):
+            write_png(src / f"p{i}.png", h, w, bits)
+        walls, rss = [], 0.0
+        for _ in range(repeats):
+            wall, peak = cli_run(["denoise", str(src), "-o", str(Path(d) / "out"), "--overwrite", "-q", "--device",
+                                  "cpu", "--precision", precision])
+            walls.append(wall)
+            rss = max(rss, peak)
+    mp = h * w * files / 1e6
+    return {"mp_per_s": mp / statistics.median(walls), "seconds": statistics.median(walls), "rss_gib": rss}
+
+
+def startup(repeats: int) -> dict[str, float]:
+    """Median wall seconds of commands that must answer without loading a model."""
+    cases = {"denoise-cli --help": ["--help"], "denoise-cli weights list": ["weights", "list"],
+             "denoise-cli denoise missing.png (error)": ["denoise", "/nonexistent/missing.png"]}
+    out = {}
+    for name, args in cases.items():
+        out[name] = statistics.median(cli_run(args)[0] for _ in range(repeats))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--big-mp", type=float, default=24.0, help="peak-RSS image size; 0 skips that measurement")
-    ap.add_argument("--no-bm3d", action="store_true")
-    ap.add_argument("--name", default="speed", help="results/NAME.{md,json} (e.g. speed-h100 for a GPU machine's run)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="512² and 2048² only")
+    ap.add_argument("--bm3d", action="store_true", help="also time CBM3D on one 512² image")
+    ap.add_argument("--name", default="speed", help="results/NAME.{md,json}")
     args = ap.parse_args()
 
-    rss, wall = peak_rss_denoise(args.big_mp) if args.big_mp > 0 else (None, None)  # first, while this process is small
-    img = test_image(args.size, args.size)
-    mp = args.size**2 / 1e6
+    precisions = ["fp32"] + (["bf16"] if cpu_has_bf16() else [])
+    cases = [("512² × 16 files", 512, 512, 16, 8), ("2048²", 2048, 2048, 1, 8)]
+    if not args.quick:
+        cases += [("24 MP (6000×4000), 8-bit", 4000, 6000, 1, 8), ("24 MP (6000×4000), 16-bit", 4000, 6000, 1, 16)]
     rows = []
-    den = load_denoiser(None, device="cpu")
-    rows.append({"method": "denoise-cli default (MWCNN small)", "device": "cpu fp32",
-                 "seconds": timed(lambda: den(img), args.repeats)})
-    if torch.cuda.is_available():
-        for prec in ("fp32", "fp16"):
-            g = load_denoiser(None, device="cuda", precision=prec)
-            big = test_image(2048, 2048)
-
-            def run() -> None:
-                g(big)
-                torch.cuda.synchronize()
-            rows.append({"method": "denoise-cli default (MWCNN small)", "device": f"cuda {prec} (2048²)",
-                         "seconds": timed(run, args.repeats) * mp / (2048**2 / 1e6)})
-    if not args.no_bm3d:
+    for label, h, w, files, bits in cases:  # end-to-end first: this process stays small for the children's RSS
+        for precision in precisions:
+            rows.append({"case": label, "precision": precision,
+                         **end_to_end(h, w, files, bits, precision, 1 if h * w > 4e6 else args.repeats)})
+            print(rows[-1], flush=True)
+    for row, (label, h, w, files, bits) in zip(rows, [c for c in cases for _ in precisions]):
+        row["forward_mp_per_s"] = forward_mp_per_s(h, w, row["precision"], 1 if h * w > 4e6 else args.repeats)
+        row["share_of_forward"] = row["mp_per_s"] / row["forward_mp_per_s"]
+    starts = startup(args.repeats)
+    bm3d_seconds = None
+    if args.bm3d:
         import bm3d
 
-        rows.append({"method": "CBM3D (bm3d package, σ=25)", "device": "cpu",
-                     "seconds": timed(lambda: bm3d.bm3d_rgb(img, 25 / 255), 1)})
-    for r in rows:
-        r["mp_per_s"] = mp / r["seconds"]
-    result = {"machine": machine(), "image": f"{args.size}×{args.size} RGB", "rows": rows,
-              "peak_rss": {"megapixels": args.big_mp, "gib": rss, "seconds": wall, "goal_gib": 2.0}}
+        img = test_image(512, 512)
+        bm3d_seconds = timed(lambda: bm3d.bm3d_rgb(img, 25 / 255), 1)
+    result = {"machine": machine(), "rows": rows, "startup_seconds": starts, "cbm3d_512_seconds": bm3d_seconds}
     OUT.mkdir(exist_ok=True)
     (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2))
-    lines = [f"Speed on {result['machine']} — {result['image']}, median of {args.repeats} after warm-up", "",
-             "| method | device | s / image | MP/s |", "|---|---|---:|---:|"]
-    lines += [f"| {r['method']} | {r['device']} | {r['seconds']:.3f} | {r['mp_per_s']:.2f} |" for r in rows]
-    if rss is not None:
-        lines += ["", f"Peak RSS of `denoise-cli denoise` on a {args.big_mp:g}-megapixel RGB PNG (CPU, auto tiling): "
-                      f"**{rss:.2f} GiB** (goal < 2 GiB), {wall:.0f} s end to end including PNG read/write."]
+    lines = [f"`denoise` on {result['machine']}; default colour model, automatic tiling.", "",
+             "| photo | precision | network alone (MP/s) | whole command (MP/s) | share | wall (s) | peak RSS (GiB) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['case']} | {r['precision']} | {r['forward_mp_per_s']:.2f} | {r['mp_per_s']:.2f} | "
+              f"{100 * r['share_of_forward']:.0f} % | {r['seconds']:.1f} | {r['rss_gib']:.2f} |" for r in rows]
+    lines += ["", "Whole command: a fresh process, start-up, PNG decoding and encoding included. Start-up alone: "
+              + ", ".join(f"`{k}` {v:.2f} s" for k, v in starts.items()) + "."]
+    if bm3d_seconds:
+        lines += ["", f"CBM3D (bm3d package, σ 25) on one 512² image: {bm3d_seconds:.1f} s."]
     (OUT / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
