@@ -25,8 +25,16 @@ def _check_run(path: Path, resume: bool, what: str, option: str) -> None:
         raise ConfigError(f"--resume: there is no {what} at {path} to continue (leave out --resume to start one)")
 
 
-def _too_short(steps: int, few: int, stage: str) -> None:
-    if steps < few:
+def _length_note(run: Path, steps: int, few: int, stage: str) -> None:
+    """Say at the end whether the stage had time enough: from its reference-free score, else from its step count."""
+    from ..training.runs import Run
+    from ..training.self_score import length_note
+
+    note = length_note(Run(run).records())
+    if note:
+        more = " (a larger --time-budget, or --resume with one)" if note.endswith("more time") else ""
+        err.print(f"[yellow]note:[/] {stage}: {note}{more}.")
+    elif steps < few:
         err.print(f"[yellow]note:[/] {stage} ran only {steps} steps, too few to learn much: the result is rough. "
                   "Give it more time (a larger --time-budget, or --resume with one).")
 
@@ -87,6 +95,8 @@ def fit(
     """Stage 1: learn a denoiser and your camera's noise from noisy photos alone (no clean images).
 
     Writes RUN/denoised/ (stage-1 results), the learned noise model and RUN/noise_report.png (noise level against brightness, and how it is correlated). Ctrl-C saves a checkpoint; --resume continues.
+
+    A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE with the learned noise) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -123,7 +133,7 @@ def fit(
         err.print("[yellow]note:[/] no camera make or model in the photos' EXIF: a profile made from this run needs "
                   "--camera and --iso")
     err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
-    _too_short(plan.step, FEW_FIT_STEPS, "fit")
+    _length_note(run, plan.step, FEW_FIT_STEPS, "fit")
 
 
 @reports_errors("interrupted: checkpoint saved; continue with --resume")
@@ -175,6 +185,8 @@ def distill(
     """Stage 2: train a fast denoiser from the learned noise model and clean images.
 
     Writes OUT/model.safetensors (use it with `denoise --weights OUT`) and OUT/entry.toml, a weights.toml entry with its sha256 and provenance. Ctrl-C saves a checkpoint; --resume continues.
+
+    Like fit, it scores itself on a held-out strip of your photos (estimated PSNR, Monte-Carlo SURE with the learned noise), keeps the best-scoring weights and stops early once the score stops improving.
     """
     from ..inference.devices import pick_device
     from ..training.runs import Run
@@ -200,7 +212,7 @@ def distill(
                             noise_model=noise_model)
     path = run_distill(cfg, out_run, plan, pick_device(device), precision=precision, fit=fitted)
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
-    _too_short(plan.step, FEW_DISTILL_STEPS, "distill")
+    _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")
 
 
 @reports_errors("interrupted: checkpoints saved in {run}; run the same command again to continue")
@@ -253,5 +265,5 @@ def adapt(
     else:
         err.print(f"model {done.model}; use it with `denoise-cli denoise PHOTOS --weights {run / 'model'}`, or store it "
                   f"as a camera profile with `denoise-cli profiles add {run / 'model'}`")
-    _too_short(done.fit_budget.step, FEW_FIT_STEPS, "fit")
-    _too_short(done.distill_budget.step, FEW_DISTILL_STEPS, "distill")
+    _length_note(run, done.fit_budget.step, FEW_FIT_STEPS, "fit")
+    _length_note(run / "model", done.distill_budget.step, FEW_DISTILL_STEPS, "distill")

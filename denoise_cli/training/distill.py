@@ -35,6 +35,11 @@ from ..registry.weights import resolve
 from ..registry.entry import file_fields, write_entry
 from .fit import Stage1
 from .fit_run import FitRun
+from .self_score import ScoreLog, holdout, mc_sure, psnr_of_mse
+
+#: Distill's scores count (for keeping the best weights and stopping) from this fraction of the budget on; before,
+#: the learning rate is at its highest and the scores swing.
+SCORE_FROM = 0.25
 
 
 #: Adam's starting lr per MWCNN size when none is given: the full width (14 M parameters) stays near the identity
@@ -151,14 +156,29 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
 NoiseSource = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def noise_source(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> NoiseSource:
-    """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
+def _correlated(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> CorrelatedNoise | None:
+    """The fit's correlated noise model when this distill draws from it (see DistillConfig.noise_model), else None."""
     kind = cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if correlated_model else "cnnest")
     if kind == "cnnest":
-        return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
+        return None
     if correlated_model is None:
         raise ConfigError(f"the fit run {cfg.fit_run} has no correlated noise model (fits in real mode make one)")
-    model = correlated_model.to(stage.device)
+    return correlated_model.to(stage.device)
+
+
+def noise_probe(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``y → n``: one draw of the learned noise at the images y, from the model distill synthesises with (the
+    self-score's probe)."""
+    model = _correlated(cfg, stage, correlated_model)
+    return model.sample if model is not None else lambda y: _draw_noise(stage, y)
+
+
+def noise_source(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> NoiseSource:
+    """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
+    model = _correlated(cfg, stage, correlated_model)
+    if model is None:
+        return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
 
     @torch.no_grad()
     def correlated(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -233,6 +253,24 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
     return step_loss
 
 
+def photo_score(model: torch.nn.Module, crops: list[np.ndarray], probe: Callable[[torch.Tensor], torch.Tensor],
+                device: torch.device, seed: int) -> Callable[[], float]:
+    """The model's reference-free score on held-out crops of the photos: the estimated PSNR (dB) by Monte-Carlo SURE
+    with one fixed draw of the learned noise per crop (training.self_score), in fp32."""
+    ys = [torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1)))[None].to(device) for c in crops]
+    generator = torch.get_rng_state()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        probes = [probe(y) for y in ys]
+    torch.set_rng_state(generator)
+
+    def score() -> float:
+        mse = [mc_sure(model, y, n) for y, n in zip(ys, probes)]
+        return psnr_of_mse(sum(m * y.numel() for m, y in zip(mse, ys)) / sum(y.numel() for y in ys))
+
+    return score
+
+
 def init_weights(model: torch.nn.Module, spec: str) -> None:
     """Load the weights named by ``spec`` into ``model`` (a fine-tune's start); ValueError if they do not fit it."""
     start = load_model(resolve(spec))
@@ -244,7 +282,7 @@ def init_weights(model: torch.nn.Module, spec: str) -> None:
 
 
 def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True,
-            precision: str = "fp32", fit: FitRun | None = None) -> Path:
+            precision: str = "fp32", fit: FitRun | None = None, on_score=None) -> Path:
     """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path.
 
     ``precision`` is a property of this session, like the device: a resume may change it. A new output folder that
@@ -252,14 +290,16 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     check_precision(precision, device)
     fit = fit or FitRun(cfg.fit_run)
     with out.removed_on_failure():
-        return _distill(cfg, out, budget, device, fit, show_progress=show_progress, precision=precision)
+        return _distill(cfg, out, budget, device, fit, show_progress=show_progress, precision=precision,
+                        on_score=on_score)
 
 
 def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, fit: FitRun, *, show_progress: bool,
-             precision: str) -> Path:
+             precision: str, on_score) -> Path:
     stage = fit.stage1(device)
     cfg.resolve(stage.cfg.mode, stage.cfg.channels)
     clean, pairs = training_data(cfg, fit)
+    pairs, held = holdout(pairs, 2 * cfg.patch, align=2 * FACTOR) if pairs else (pairs, [])
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if out.exists():
@@ -269,11 +309,15 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     out.write_config({"stage": "distill", **asdict(cfg), "precision": precision})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step)
-    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision, fit.correlated_noise())
+    correlated = fit.correlated_noise()
+    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision, correlated)
+    score = photo_score(model, [h[..., : stage.cfg.channels] for h in held], noise_probe(cfg, stage, correlated),
+                        device, cfg.seed) if held else None
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
-               description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None)
+               description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None, score=score,
+               scores=ScoreLog(out.records(), counts_from=SCORE_FROM), on_score=on_score)
     path = out.path / "model.safetensors"
     save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
                noise_mode=stage.cfg.mode)

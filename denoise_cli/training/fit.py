@@ -38,6 +38,7 @@ from .pixel_shuffle import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
 from .runs import Budget, Run
 from .loop import train_loop
 from .noise_estimate import calibrated_noise
+from .self_score import ScoreLog, holdout, psnr_of_mse, sure_fusion
 
 if TYPE_CHECKING:
     from .fit_run import FitRun
@@ -189,6 +190,28 @@ class Stage1:
             return nll(y, mu.detach(), self.sigma_mu(l_mu, groups), sigma_n) + F.mse_loss(mu, y)
         return nll(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
 
+    def holdout_rows(self) -> int:
+        """Height of the held-out bands the score is taken on (at least a training crop's side)."""
+        return self.cfg.patch * FACTOR if self.cfg.mode == "real" else 2 * self.cfg.patch
+
+    @torch.no_grad()
+    def score(self, crops: list[np.ndarray]) -> float:
+        """Estimated PSNR (dB) of the Bayes-fused output on held-out bands, by SURE with the learned noise model
+        (training.self_score); in real mode on the pixel-shuffled sub-images, before the guided filter."""
+        total, count = 0.0, 0
+        for crop in crops:
+            y = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(self.device)
+            if self.cfg.mode == "real":
+                y, groups = pd_down(pad_to_multiple(y)[0]), bayer_groups(1).to(self.device)
+            else:
+                groups = torch.zeros(1, dtype=torch.long, device=self.device)
+            mu, l_mu = self.dbsn(y)
+            sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
+            sure = sure_fusion(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
+            total += float(sure.sum())
+            count += sure.numel() * self.cfg.channels
+        return psnr_of_mse(total / count)
+
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         mu, l_mu = self.dbsn(y)
@@ -219,16 +242,17 @@ class Stage1:
 
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-        show_progress: bool = True, on_image=None) -> "FitRun":
+        show_progress: bool = True, on_image=None, on_score=None) -> "FitRun":
     """Train (or resume) a run, then write x̂ for every image, the noise models and the report; returns the finished
     run for distill, photos and stage 1 in hand. A new run folder that fails before its first checkpoint is removed
     again."""
     with run.removed_on_failure():
-        return _fit(noisy_dir, run, cfg, budget, device, show_progress=show_progress, on_image=on_image)
+        return _fit(noisy_dir, run, cfg, budget, device, show_progress=show_progress, on_image=on_image,
+                    on_score=on_score)
 
 
 def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-         show_progress: bool, on_image) -> "FitRun":
+         show_progress: bool, on_image, on_score) -> "FitRun":
     files, photos = load_noisy(noisy_dir)
     if cfg is None and run.exists():
         cfg = saved_config(run)  # resuming: the run's own settings win
@@ -257,12 +281,17 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         budget continues phase C instead of going back to B's held μ and 10× higher lr."""
         return max(p, reached)
 
+    train_images, held = holdout(images, stage.holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
+
     def step_loss(_: int) -> torch.Tensor:
-        y, groups = stage.sample(images, rng)
+        y, groups = stage.sample(train_images, rng)
         return stage.loss(y, groups, phase_progress(budget.progress))
 
+    # the score counts from phase C on, when every part trains: before, the noise model has not learned yet
     train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
-               description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0)
+               description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0,
+               score=lambda: stage.score(held), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
+               on_score=on_score)
 
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)

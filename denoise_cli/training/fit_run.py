@@ -24,7 +24,7 @@ class FitRun:
 
     def __init__(self, path: str | Path, *, pairs: list[np.ndarray] | None = None, stage: Stage1 | None = None) -> None:
         self.run = Run(path)
-        if not self.run.exists() or self.run.reached_progress() < 1 or not (self.run.path / DENOISED).is_dir():
+        if not self.run.exists() or not self.run.finished() or not (self.run.path / DENOISED).is_dir():
             raise ConfigError(f"{path} is not a finished fit run (no checkpoint at the end of its budget, or no "
                               f"{DENOISED}/ folder)")
         self.config: FitConfig = saved_config(self.run)
@@ -40,6 +40,8 @@ class FitRun:
         if self._stage is None or self._stage.device != device:
             stage = Stage1(self.config, device)
             self.run.load(stage.modules, None)
+            if self.run.best.exists():  # the weights fit kept for their reference-free score
+                self.run.load_best(stage.modules)
             self._stage = stage
         for m in self._stage.modules.values():
             m.eval().requires_grad_(False)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .runs import Budget, Run
+from .self_score import SCORE_EVERY, ScoreLog
 
 
 def cosine_lr(lr0: float, progress: float, floor: float = 0.01) -> float:
@@ -40,8 +41,16 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                step_loss: Callable[[int], torch.Tensor], budget: Budget, lr0: float, *,
                checkpoint_every: float = 120.0, log_every: int = 50, show_progress: bool = True,
                description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0,
-               start_lr: float | None = None) -> None:
+               start_lr: float | None = None, score: Callable[[], float] | None = None,
+               scores: ScoreLog | None = None,
+               on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None = None) -> ScoreLog | None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
+
+    With ``score`` (a reference-free estimate of the output's PSNR, higher is better), the model is scored every
+    SCORE_EVERY of the budget and at its end; ``scores`` decides from which point scores count. The weights with the
+    best counted score are kept (``run.save_best``) and put back in ``modules`` at the end, and training stops
+    early once the score has stopped improving; ``on_score(step, score, modules)`` sees every score (benchmarks keep
+    the weights there). Returns the score log (None without ``score``).
 
     The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)`` and a
     parameter group's own ``lr_mult`` where it sets one; a
@@ -55,6 +64,12 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     last_save = time.monotonic()
     smoothed = None
     total = 1000
+    if score is not None and scores is None:
+        scores = ScoreLog(run.records())
+    if score is not None and run.exists() and run.metadata().get("stopped") == "1":
+        budget.stopped = True  # a run that stopped on its score has finished, whatever budget it is given now
+    next_score = (math.floor(budget.progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
+    shown = ""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                   disable=not show_progress, transient=False) as bar:
@@ -72,7 +87,11 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 budget.step += 1
                 value = float(loss.detach())
                 smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
-                bar.update(task, completed=budget.progress * total, info=f"step {budget.step} loss {smoothed:.4g}")
+                if score is not None and budget.progress >= min(next_score, 1.0) - 1e-9:
+                    shown = _score_point(run, modules, budget, score, scores, on_score)
+                    next_score = (math.floor(budget.progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
+                bar.update(task, completed=budget.progress * total,
+                           info=f"step {budget.step} loss {smoothed:.4g}{shown}")
                 if budget.step % log_every == 0:
                     run.log({"step": budget.step, "loss": smoothed, "lr": lr, "elapsed": round(budget.elapsed, 1)})
                 if time.monotonic() - last_save > checkpoint_every:
@@ -81,5 +100,30 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         except KeyboardInterrupt:
             run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress)
             raise
-    run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True})
-    run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress)
+    run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True,
+             **({"stopped_early": True} if budget.stopped else {})})
+    run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress, stopped=budget.stopped)
+    if scores is not None and run.best.exists():
+        run.load_best(modules)
+    return scores
+
+
+def _score_point(run: Run, modules: dict[str, torch.nn.Module], budget: Budget, score: Callable[[], float],
+                 scores: ScoreLog, on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None) -> str:
+    """Score the model now, keep its weights when they are the best so far, stop the budget once the score is
+    stale; returns the text for the progress bar."""
+    for m in modules.values():
+        m.eval()
+    value = score()
+    for m in modules.values():
+        m.train()
+    best = scores.add(budget.progress, value)
+    run.log({"step": budget.step, "progress": round(budget.progress, 4), "score": round(value, 4),
+             "elapsed": round(budget.elapsed, 1), **({"best": True} if best else {})})
+    if best:
+        run.save_best(modules, budget.step, value)
+    if on_score is not None:
+        on_score(budget.step, value, modules)
+    if scores.stale():
+        budget.stopped = True
+    return f" score {value:.2f} dB"

@@ -47,6 +47,11 @@ class Run:
     def checkpoint(self) -> Path:
         return self.path / "checkpoint.safetensors"
 
+    @property
+    def best(self) -> Path:
+        """The weights with the best reference-free score so far (training.self_score)."""
+        return self.path / "best.safetensors"
+
     def exists(self) -> bool:
         return self.checkpoint.exists()
 
@@ -78,11 +83,11 @@ class Run:
             raise ConfigError(f"{self.path / 'config.json'} is not valid JSON ({e})") from None
 
     def save(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
-             step: int, elapsed: float, lr: float | None = None, progress: float | None = None) -> None:
+             step: int, elapsed: float, lr: float | None = None, progress: float | None = None,
+             stopped: bool = False) -> None:
         """Write weights and optimizer state (none: weights only), the learning rate last used and the
         fraction of the budget reached; the weights file is replaced atomically last."""
-        tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
-                   for name, m in modules.items() for k, v in m.state_dict().items()}
+        tensors = _tensors(modules)
         if optimizer is not None:
             opt_tmp = self.path / "optimizer.pt.part"
             torch.save(optimizer.state_dict(), opt_tmp)
@@ -93,16 +98,28 @@ class Run:
             meta["lr"] = repr(lr)
         if progress is not None:
             meta["progress"] = repr(progress)
+        if stopped:
+            meta["stopped"] = "1"
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(self.checkpoint)
+
+    def save_best(self, modules: dict[str, torch.nn.Module], step: int, score: float) -> None:
+        """Keep these weights as the best-scoring ones (replaced atomically)."""
+        tensors = _tensors(modules)
+        tmp = self.path / "best.part"
+        save_file(tensors, str(tmp), metadata={"step": str(step), "score": repr(score)})
+        tmp.replace(self.best)
+
+    def load_best(self, modules: dict[str, torch.nn.Module]) -> None:
+        """Put the best-scoring weights into ``modules``."""
+        tensors = load_file(str(self.best))
+        _put(tensors, modules)
 
     def load(self, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None) -> tuple[int, float]:
         """Restore weights (and optimizer state when given); returns (step, elapsed seconds)."""
         meta = self.metadata()
         tensors = load_file(str(self.checkpoint))
-        for name, m in modules.items():
-            prefix = f"{name}."
-            m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        _put(tensors, modules)
         opt_path = self.path / "optimizer.pt"
         if optimizer is not None and opt_path.exists():
             optimizer.load_state_dict(regroup(torch.load(opt_path, weights_only=True), optimizer))
@@ -126,6 +143,11 @@ class Run:
         """How far through its budget the run had got when last saved (0–1)."""
         return float(self.metadata()["progress"])
 
+    def finished(self) -> bool:
+        """The run reached the end of its budget, or stopped because its score had stopped improving."""
+        meta = self.metadata()
+        return meta.get("stopped") == "1" or float(meta["progress"]) >= 1
+
     def records(self) -> list[dict[str, Any]]:
         """The metrics log, oldest first (empty before the first entry)."""
         log = self.path / "metrics.jsonl"
@@ -134,6 +156,18 @@ class Run:
     def log(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def _tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """The modules' weights as one flat dict, each name prefixed with its module's."""
+    return {f"{name}.{k}": v.detach().cpu().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def _put(tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module]) -> None:
+    """Load a flat dict written by _tensors back into the modules."""
+    for name, m in modules.items():
+        prefix = f"{name}."
+        m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
 
 
 class Budget:
@@ -149,6 +183,7 @@ class Budget:
         self.iterations, self.seconds = iterations, seconds
         self.step, self._before = step, elapsed
         self._start = time.monotonic()
+        self.stopped = False  # set when the reference-free score stopped improving (training.loop)
 
     def resume(self, step: int, elapsed: float) -> None:
         """Continue counting from a checkpoint's step and training time."""
@@ -170,7 +205,7 @@ class Budget:
         return min(1.0, max(fractions))
 
     def done(self) -> bool:
-        return self.progress >= 1.0
+        return self.stopped or self.progress >= 1.0
 
 
 def regroup(saved: dict, optimizer: torch.optim.Optimizer) -> dict:

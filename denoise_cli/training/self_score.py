@@ -1,0 +1,151 @@
+"""A reference-free score of a denoiser on held-out noisy crops: Stein's unbiased risk estimate (SURE) of its mean
+squared error, with the learned noise model standing in for the true noise, reported as an estimated PSNR (dB).
+
+For y = x + n with n ~ N(0, Σ), E‖f(y) − x‖² = E[‖f(y) − y‖² − tr Σ + 2 tr(Σ ∂f/∂y)] (Stein 1981; Eldar 2009 for a
+general Σ), so a denoiser can be scored on noisy photos alone. Stage 1's Bayes fusion has the divergence in closed
+form: D-BSN's μ and Σμ do not see the pixel itself, so ∂x̂/∂y = (Σμ+Σn)⁻¹Σμ. For any other network the trace is
+estimated with one Monte-Carlo probe drawn from the noise model: tr(Σ J) ≈ bᵀ(f(y + εb) − f(y))/ε, b ~ N(0, Σ)
+(Ramani et al. 2008). The crops are held out of training, so the network cannot have learned their noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .likelihood import _vec, inv_det
+
+#: Scores are taken this often, as a fraction of the training budget.
+SCORE_EVERY = 0.05
+#: A run whose best score rose by more than this over its last fifth was still learning when its budget ran out.
+STILL_IMPROVING_DB = 0.1
+
+
+def psnr_of_mse(mse: float) -> float:
+    """The PSNR (dB, signal range 1) that a mean squared error corresponds to; capped for a non-positive estimate."""
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+def holdout(images: list[np.ndarray], rows: int, align: int = 1, share: float = 0.1, max_pixels: float = 3e5
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split the photos into training images and held-out bands: the bottom ``rows`` rows of photos spread evenly
+    over the set, each photo tall enough to keep at least as many rows for training, until the bands hold ``share``
+    of all pixels or ``max_pixels`` (what one score costs). A band wider than 4×rows is scored on its central part
+    (all of it stays out of training). When no photo is tall enough, the last photo is held out whole if there are
+    several, else the one photo is scored although it is also trained on (the score then favours overfitting,
+    which the learning-rate schedule keeps small)."""
+    rows -= rows % align
+    total = sum(im.shape[0] * im.shape[1] for im in images)
+    tall = [i for i, im in enumerate(images) if im.shape[0] >= 2 * rows]
+    budget = min(share * total, max_pixels)
+    per_band = [min(images[i].shape[1], 4 * rows) * rows for i in tall]
+    count = 0
+    while count < len(tall) and (count == 0 or sum(per_band[:count]) + per_band[count] <= budget):
+        count += 1
+    chosen = set(tall[:: max(1, len(tall) // count)][:count]) if count else set()
+    train, held = [], []
+    for i, im in enumerate(images):
+        if i not in chosen:
+            train.append(im)
+            continue
+        top = (im.shape[0] - rows) // align * align
+        width = min(im.shape[1], 4 * rows)
+        x0 = (im.shape[1] - width) // 2 // align * align
+        train.append(im[:top])
+        held.append(np.ascontiguousarray(im[top : top + rows, x0 : x0 + width]))
+    if not held and len(images) > 1:
+        return train[:-1], [images[-1]]
+    if not held:
+        return train, [images[0]]
+    return train, held
+
+
+def sure_fusion(y: torch.Tensor, mu: torch.Tensor, sigma_mu: torch.Tensor, sigma_n: torch.Tensor) -> torch.Tensor:
+    """SURE of Bayes fusion x̂ = (Σμ+Σn)⁻¹(Σμ y + Σn μ) per pixel, summed over channels: ‖x̂ − y‖² − tr Σn + 2 tr(Σn B)
+    with B = (Σμ+Σn)⁻¹Σμ. Returns (N,H,W)."""
+    total_inv, _ = inv_det(sigma_mu + sigma_n)
+    b = total_inv @ sigma_mu
+    x = (b @ _vec(y) + (total_inv @ sigma_n) @ _vec(mu)).squeeze(-1)
+    residual = ((x - _vec(y).squeeze(-1)) ** 2).sum(-1)
+    trace_n = torch.diagonal(sigma_n, dim1=-2, dim2=-1).sum(-1)
+    trace_nb = (sigma_n * b.transpose(-1, -2)).sum((-1, -2))
+    return residual - trace_n + 2 * trace_nb
+
+
+@torch.no_grad()
+def mc_sure(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, noise: torch.Tensor,
+            eps: float = 0.1) -> float:
+    """Monte-Carlo SURE of f at y (N,C,H,W), per pixel and channel, from one probe ``noise`` drawn from the noise
+    model at y (same shape): ‖f(y) − y‖² − ‖b‖² + 2 bᵀ(f(y + εb) − f(y))/ε, averaged."""
+    fy = f(y)
+    div = (noise * (f(y + eps * noise) - fy)).sum() / eps
+    n = y.numel()
+    return float((((fy - y) ** 2).sum() - (noise**2).sum() + 2 * div) / n)
+
+
+class ScoreLog:
+    """The scores of one run as training goes (kept in metrics.jsonl): the best so far, when it was reached, and
+    whether the run was still improving at the end."""
+
+    def __init__(self, records: list[dict] | None = None, *, counts_from: float = 0.0, patience: int = 4) -> None:
+        self.counts_from, self.patience = counts_from, patience
+        self.points: list[tuple[float, float]] = []  # (progress, score)
+        for r in records or []:
+            if "score" in r:
+                self.points.append((r["progress"], r["score"]))
+
+    @property
+    def counted(self) -> list[tuple[float, float]]:
+        """The scores that take part in keeping the best and stopping (those from ``counts_from`` of the budget on)."""
+        return [p for p in self.points if p[0] >= self.counts_from]
+
+    @property
+    def best(self) -> float | None:
+        counted = self.counted
+        return max(s for _, s in counted) if counted else None
+
+    def add(self, progress: float, score: float) -> bool:
+        """Record a score; True when it is the best counted one so far (the weights are then worth keeping)."""
+        best = self.best
+        self.points.append((progress, score))
+        return progress >= self.counts_from and (best is None or score > best)
+
+    def stale(self) -> bool:
+        """The last ``patience`` counted scores brought nothing above the best before them: time to stop."""
+        counted = self.counted
+        if len(counted) <= self.patience:
+            return False
+        before = max(s for _, s in counted[: -self.patience])
+        return max(s for _, s in counted[-self.patience :]) <= before
+
+    def still_improving(self) -> bool:
+        """The best score rose by more than STILL_IMPROVING_DB over the last fifth of the run."""
+        if len(self.points) < 2:
+            return False
+        end = self.points[-1][0]
+        earlier = [s for p, s in self.points if p <= end - 0.2 and p >= self.counts_from]
+        if not earlier:
+            earlier = [s for p, s in self.points if p <= end - 0.2]
+        return bool(earlier) and max(s for _, s in self.points) - max(earlier) > STILL_IMPROVING_DB
+
+
+def length_note(records: list[dict]) -> str | None:
+    """What a finished run's scores say about its length, in one sentence (None when there is nothing to say): it
+    stopped early because the score had stopped improving, or the score was still improving when the budget ran
+    out."""
+    final = next((r for r in reversed(records) if r.get("final")), None)
+    log = ScoreLog(records)
+    if final is None or not log.points:
+        return None
+    best = max(log.points, key=lambda p: p[1])
+    if final.get("stopped_early"):
+        return (f"stopped early after {final['step']} steps: the score had stopped improving; kept the weights that "
+                f"scored best ({best[1]:.2f} dB estimated)")
+    if log.still_improving():
+        return (f"the score was still improving when the time ran out ({best[1]:.2f} dB estimated, "
+                f"+{best[1] - max(s for p, s in log.points if p <= log.points[-1][0] - 0.2):.2f} dB over the last fifth): "
+                "give it more time")
+    return None
