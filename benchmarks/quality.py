@@ -47,7 +47,7 @@ def shipped(args: argparse.Namespace) -> None:
     for name, entry in registry.items():
         if args.models and name not in args.models:
             continue
-        den = load_denoiser(name, device="auto", ensemble=args.ensemble)
+        den = load_denoiser(name, device="auto", precision="fp32", ensemble=args.ensemble)
         for case, recorded in entry.metrics.items():
             set_name, noise = case.split("/", 1)
             folder = args.data / set_name
@@ -114,7 +114,7 @@ def main() -> None:
     limit = 3 if args.quick and args.limit is None else args.limit
     noises = args.noises or (["awgn:25"] if args.quick else NOISES)
 
-    methods = {name: load_denoiser(name, device="auto") for name in load_registry().entries}
+    methods = {name: load_denoiser(name, device="auto", precision="fp32") for name in load_registry().entries}
     if not args.no_bm3d:
         methods["BM3D/CBM3D"] = None
     results = []

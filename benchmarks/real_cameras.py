@@ -109,7 +109,7 @@ def anchors(data: Path, cams: dict[str, list[str]]) -> None:
 
     every = [n for names in cams.values() for n in names]
     score("noisy", lambda y: y, data, every)
-    score("default", load_denoiser(None, device="cpu"), data, every)
+    score("default", load_denoiser(None, device="cpu", precision="fp32"), data, every)
     for cam, names in cams.items():
         subset = sweep_subset(names)
         for sigma in SWEEP:
@@ -179,7 +179,7 @@ def adapt_all(data: Path, cams: dict[str, list[str]], args: argparse.Namespace) 
         stage1 = run / "denoised"
         score(f"{setting}-stage1", lambda y, _it=iter(names): read_image(stage1 / (Path(next(_it)).stem + ".png")).pixels,
               data, names)
-        score(f"{setting}-adapt", load_denoiser(str(run / "model"), device="cpu"), data, names)
+        score(f"{setting}-adapt", load_denoiser(str(run / "model"), device="cpu", precision="fp32"), data, names)
 
 
 # --- the table -----------------------------------------------------------------------------------------------

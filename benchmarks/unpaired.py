@@ -144,7 +144,7 @@ def main() -> None:
         distill_wall = time.perf_counter() - start
 
         pairs = list(synthetic_pairs(DATA / "test" / set_name, noise, args.seed, args.limit))
-        denoiser = load_denoiser(model_path, device=str(device))
+        denoiser = load_denoiser(model_path, device=str(device), precision="fp32")
         ours = summarize(evaluate(iter(pairs), denoiser))
         stage1 = summarize(score_saved(pairs, fit_run.path / "denoised"))
         anchor = classical_scores(set_name, noise, args.seed, args.limit)

@@ -14,14 +14,15 @@ from .registry.weights import resolve, resolve_default_gray
 
 
 def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto",
-                  precision: str = "fp32", tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                  precision: str = "auto", tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                   ensemble: bool = False, strength: float = 1.0) -> Denoiser:
     """A ready :class:`Denoiser`: weights by registry name, path or hf:// address.
 
     None means the registry defaults: the colour default, plus the gray default for gray images
     (a colour model sees replicated gray as perfectly channel-correlated noise and keeps it).
     ``ensemble`` averages 8 passes over rotated/mirrored copies: a little better, 8 passes' time.
-    ``strength`` (0–1) removes only that share of the estimated noise: y − strength·(y − x̂)."""
+    ``strength`` (0–1) removes only that share of the estimated noise: y − strength·(y − x̂). ``precision`` "auto" is
+    bf16 on CPUs with bf16 units and fp32 elsewhere (inference.devices.resolve_precision)."""
     gray = None
     if weights is None and (gray_path := resolve_default_gray()) is not None:
         gray = load_model(gray_path)

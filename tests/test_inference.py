@@ -139,3 +139,15 @@ def test_progress_counts_every_tile():
     Denoiser(tiny_model(3), tile=32, overlap=8).denoise(np.zeros((70, 100, 3), np.float32),
                                                         on_tile=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (12, 12) and len(calls) == 12
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_bf16_units(monkeypatch):
+    import denoise_cli.inference.denoiser as denoiser_module
+    import denoise_cli.inference.devices as devices
+
+    for has, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(devices, "cpu_has_bf16", lambda: has)
+        monkeypatch.setattr(denoiser_module, "cpu_has_bf16", lambda: has)
+        assert Denoiser(tiny_model(), precision="auto").precision == expected
+        assert devices.resolve_precision("auto", torch.device("cuda")) == "fp32"
+        assert devices.resolve_precision("fp16", torch.device("cpu")) == "fp16"

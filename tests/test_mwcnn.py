@@ -38,3 +38,15 @@ def test_full_arch_matches_authors_widths():
     assert ARCHS["full"]["widths"] == (160, 256, 256)
     n = sum(p.numel() for p in build_mwcnn(3, "full").parameters())
     assert 10e6 < n < 20e6
+
+
+def test_the_networks_ends_stay_fp32_under_autocast():
+    """The first and last convs see and make the photo's own values: bf16 would round them to half an 8-bit level."""
+    model = build_mwcnn(3).eval()
+    dtypes = {}
+    for name, layer in (("first", model.enc1[0]), ("inner", model.enc2[0]), ("last", model.dec1[-1])):
+        layer.register_forward_hook(lambda _m, _i, out, name=name: dtypes.__setitem__(name, out.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(1, 3, 32, 32))
+    assert dtypes == {"first": torch.float32, "inner": torch.bfloat16, "last": torch.float32}
+    assert out.dtype == torch.float32

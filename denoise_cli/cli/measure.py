@@ -65,7 +65,7 @@ def eval_cmd(
 ) -> None:
     """Measure PSNR/SSIM of a checkpoint or a classical method on a test set.
 
-    Protocol: noisy inputs are clipped and rounded to 8 bits as a saved image would be; outputs are rounded to 8 bits; PSNR and SSIM (Gaussian window σ=1.5) are on the 0–255 scale over all channels with no border crop. BM3D gets the true σ for AWGN and a MAD estimate otherwise.
+    Protocol: noisy inputs are clipped and rounded to 8 bits as a saved image would be; the network runs in fp32; outputs are rounded to 8 bits; PSNR and SSIM (Gaussian window σ=1.5) are on the 0–255 scale over all channels with no border crop. BM3D gets the true σ for AWGN and a MAD estimate otherwise.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -88,7 +88,7 @@ def eval_cmd(
     else:
         from ..api import load_denoiser
 
-        fn, label = load_denoiser(weights, device=device, ensemble=ensemble), method_label(weights or "default", ensemble)
+        fn, label = load_denoiser(weights, device=device, precision="fp32", ensemble=ensemble), method_label(weights or "default", ensemble)
     folder = data or noisy
     pairs = synthetic_pairs(data, spec, seed, limit) if data is not None else given_pairs(noisy, clean, limit)
     table = Table(title=f"{label} on {folder.name} · {spec or 'given pairs'} · seed {seed}")

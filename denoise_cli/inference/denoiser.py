@@ -15,7 +15,7 @@ from ..errors import DeviceError, ModelOutputError
 from ..io import to_channels
 from ..models.mwcnn import MULTIPLE
 from .devices import (AUTO_TILE, DEFAULT_OVERLAP, PRECISIONS, activation_bytes_per_pixel, auto_tile, cpu_has_bf16,
-                      free_gpu_bytes, pick_device)
+                      free_gpu_bytes, pick_device, resolve_precision)
 from .tiles import TileFn, blend_tiles
 from .views import DIHEDRAL, ensemble_mean
 
@@ -33,7 +33,7 @@ class Denoiser:
 
     model: nn.Module
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    precision: str = "fp32"
+    precision: str = "fp32"  # fp32, fp16, bf16, or auto (devices.resolve_precision)
     tile: int | None = None  # None: automatic; 0: never tile
     overlap: int = DEFAULT_OVERLAP
     gray_model: nn.Module | None = None  # used for 1-channel images when given
@@ -43,8 +43,9 @@ class Denoiser:
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"strength {self.strength:g}: expected a value from 0 to 1")
+        self.precision = resolve_precision(self.precision, self.device)
         if self.precision not in PRECISIONS:
-            raise DeviceError(f"unknown precision {self.precision!r}: use fp32, fp16 or bf16")
+            raise DeviceError(f"unknown precision {self.precision!r}: use auto, fp32, fp16 or bf16")
         if self.device.type == "cpu" and (self.precision == "fp16" or self.precision == "bf16" and not cpu_has_bf16()):
             raise DeviceError(f"{self.precision} arithmetic needs a GPU or, for bf16, a CPU with bf16 units "
                               "(AVX512-BF16, AMX); use fp32")

@@ -59,6 +59,14 @@ def cpu_has_bf16() -> bool:
     return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic for "auto": bf16 on a CPU with bf16 units, where it is 1.6–1.7× faster than fp32 and costs at
+    most 0.01 dB (benchmarks/precision.py); fp32 elsewhere. Any other name is returned as it is."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """auto → CUDA, then MPS, then CPU; an explicit name must be available."""
     mps = getattr(torch.backends, "mps", None)

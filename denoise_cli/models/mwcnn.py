@@ -7,6 +7,7 @@ when the network goes coarser; the inverse transform brings it back. Output is r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,14 @@ def iwt(y: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle(blocks, 2)
 
 
+def full_precision(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """fn(x) in fp32 whatever autocast is on: the network's ends, the first and last wavelet transform and conv, work
+    on the photo's own values, which bf16's 8-bit mantissa would round to about half an 8-bit level (a no-op in
+    fp32)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return fn(x.float())
+
+
 def pad_bottom_right(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
     """Pad ph rows and pw columns by reflection, or by repeating the edge where the image is too small to reflect
     (a side of a few pixels)."""
@@ -112,11 +121,11 @@ class MWCNN(nn.Module):
         h, w = x.shape[-2:]
         ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
         xp = pad_bottom_right(x, ph, pw)
-        e1 = self.enc1(dwt(xp))
+        e1 = self.enc1[1:](full_precision(lambda t: self.enc1[0](dwt(t)), xp))
         e2 = self.enc2(dwt(e1))
         d2 = iwt(self.bottom(dwt(e2))) + e2
         d1 = iwt(self.dec2(d2)) + e1
-        out = iwt(self.dec1(d1)) + xp
+        out = full_precision(lambda t: iwt(self.dec1[-1](t)), self.dec1[:-1](d1)) + xp
         return out[..., :h, :w]
 
 
