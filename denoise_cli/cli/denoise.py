@@ -53,17 +53,33 @@ def denoise(
     as_json: Annotated[bool, flag("--json", help="Print a JSON summary (on stderr when stdout carries an "
                                                  "image).")] = False,
     quiet: Annotated[bool, flag("--quiet", "-q", help="No progress bar or notices.")] = False,
+    shard: Annotated[Optional[str], typer.Option(
+        metavar="K/N", help="Take only the K-th of N shares of the inputs (K from 1), for job arrays (SLURM, GNU "
+                            "parallel, xargs); under torchrun each process takes its own share by itself.")] = None,
+    skip_existing: Annotated[bool, flag("--skip-existing", help="Count inputs whose output exists as done and skip "
+                                                                "them: an interrupted batch continues.")] = False,
 ) -> None:
     """Denoise images: [cyan]denoise-cli denoise photos/*.png[/], or [cyan]cat a.png | denoise-cli denoise - > b.png[/].
 
     Outputs keep bit depth (16-bit stays 16-bit), alpha, EXIF and ICC profile. Inputs are never overwritten and outputs are written atomically.
 
+    Many machines: run it under torchrun (each process its own share of the inputs and its own GPU, one summary), or with --shard K/N per job; --skip-existing makes a rerun continue where an interrupted one stopped.
+
     Exit code: 0 all done, 1 some inputs failed, 2 usage error, 130 interrupted.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..inference.batch import StdoutClosed, gather, plan, run_batch, summary_line
+    from ..inference.batch import StdoutClosed, gather, parse_shard, plan, run_batch, skip_done, summary_line
+    from ..inference.batch import shard as take_shard
+    from ..inference.distributed import torchrun_launch
     from ..registry.weights import used_weights
+
+    launch = torchrun_launch()
+    if skip_existing and overwrite:
+        raise ConfigError("--skip-existing and --overwrite contradict each other: choose one")
+    if shard and launch:
+        raise ConfigError("--shard is for separate jobs; under torchrun each process takes its share by itself")
+    share = parse_shard(shard) if shard else launch.shard if launch else None
 
     fmt = fmt.replace("tiff", "tif").replace("jpeg", "jpg") if fmt else None
     if not max_pixels > 0:
@@ -77,16 +93,30 @@ def denoise(
         raise ConfigError("'-' (stdin) can be given only once")
     if output == STDIO and len(items) > 1:
         raise ConfigError("-o - writes one image to stdout; give a single input")
-    jobs = plan(items, output=output, suffix=suffix, fmt=fmt)
+    jobs = plan(items, output=output, suffix=suffix, fmt=fmt)  # the whole batch: every share plans the same
+    if share:
+        jobs = take_shard(jobs, *share)
+    skipped = []
+    if skip_existing:
+        jobs, skipped = skip_done(jobs)
     to_stdout = any(j.target == STDIO for j in jobs)
     if to_stdout and sys.stdout.isatty():
         raise ConfigError("refusing to write image data to a terminal; redirect stdout or use -o DIR")
-    if all(j.error for j in jobs):  # nothing can run: report it without loading a model
+    if not jobs and not launch:  # a share with nothing (left) to do
+        err.print(f"nothing to do: {len(skipped)} output(s) exist already" if skipped else "nothing to do in this share")
+        raise typer.Exit(EXIT_OK)
+    if jobs and all(j.error for j in jobs) and not launch:  # nothing can run: report it without loading a model
         for j in jobs:
             err.print(f"[bold red]error:[/] {j.source}: {j.error}")
         raise typer.Exit(EXIT_FAILED)
     from ..api import load_denoiser  # torch is imported here, once there is work to do
     from ..registry.profiles import list_profiles
+
+    if launch:
+        from ..inference.distributed import bind_local_gpu
+
+        bind_local_gpu(launch)
+        quiet = quiet or launch.rank > 0  # one progress bar: rank 0's
 
     def load(spec: str | None):
         return load_denoiser(spec, device=device, precision=precision, tile=tile, overlap=overlap, ensemble=ensemble,
@@ -129,15 +159,27 @@ def denoise(
         except StdoutClosed as e:
             raise fail(str(e), EXIT_FAILED) from None
 
-    done = sum(r.ok for r in results)
-    failed = len(results) - done
-    device = denoiser.device or "—"
+    rows = [r.to_dict() for r in results]
+    device = str(denoiser.device or "—")
+    if launch:  # one summary for all ranks, at rank 0
+        from ..inference.distributed import gather_to_rank0
+
+        everyone = gather_to_rank0(launch, (rows, len(skipped), device))
+        if everyone is None:
+            raise typer.Exit(EXIT_FAILED if any(not r["ok"] for r in rows) else EXIT_OK)
+        rows = [r for part, _, _ in everyone for r in part]
+        skipped = [None] * sum(n for _, n, _ in everyone)
+        device = f"{launch.world} processes ({', '.join(sorted({d for _, _, d in everyone}))})"
+        quiet = False
+    done = sum(r["ok"] for r in rows)
+    failed = len(rows) - done
     if as_json:
         chosen = {"weights": "auto", "weights_gray": None} if hasattr(denoiser, "pick") else used_weights(weights)
-        summary = {"done": done, "failed": failed, "device": str(device), **chosen,
-                   "ensemble": ensemble, "strength": strength, "results": [r.to_dict() for r in results]}
+        summary = {"done": done, "failed": failed, "skipped": len(skipped), "device": device, **chosen,
+                   "ensemble": ensemble, "strength": strength, "results": rows}
         (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
     elif not quiet and not to_stdout:
-        err.print(summary_line(done, failed, sum(r.megapixels for r in results if r.ok),
-                               sum(r.denoise_seconds for r in results if r.ok), str(device)))
+        line = summary_line(done, failed, sum(r["megapixels"] for r in rows if r["ok"]),
+                            sum(r["denoise_seconds"] for r in rows if r["ok"]), device)
+        err.print(line + (f" · {len(skipped)} skipped (output exists)" if skipped else ""))
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from ..errors import DenoiseError, ImageError, OutputExistsError
+from ..errors import ConfigError, DenoiseError, ImageError, OutputExistsError
 from ..io import (DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, RAW_SUFFIXES, WRITE_FORMATS, Photo, encode_image, output_format,
                   read_image, write_image)
 
@@ -134,6 +134,32 @@ def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: s
             taken.add(key)
             jobs.append(Job(src, str(target)))
     return jobs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → (K, N) with 1 ≤ K ≤ N: this process takes the K-th of N shares of the inputs."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise ConfigError(f"shard {text!r}: expected K/N with 1 ≤ K ≤ N, e.g. 2/8")
+    return k, n
+
+
+def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
+    """The K-th of N shares of a planned batch (every N-th job from the K-th on): the same plan in every process, so
+    outputs do not depend on how the work is split, and folders sorted by size or date spread evenly."""
+    return jobs[k - 1 :: n]
+
+
+def skip_done(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+    """(jobs still to do, jobs whose output already exists): an interrupted batch continues where it stopped; outputs
+    are written whole or not at all, so one that exists is finished."""
+    todo, done = [], []
+    for j in jobs:
+        (done if not j.error and j.target not in (None, STDIO) and os.path.lexists(j.target) else todo).append(j)
+    return todo, done
 
 
 def output_suffix(source: Path, stdin: bool = False) -> str:
