@@ -221,3 +221,23 @@ def test_a_corrupt_clean_image_is_named(tmp_path, gray_fit):
     r = run_cli("distill", str(clean), "--fit", str(gray_fit), "--iterations", "1", "--patch", "16", "--batch", "2")
     assert r.returncode != 0 and b"broken.png" in r.stderr and b"Traceback" not in r.stderr
     assert not (gray_fit / "model").exists()
+
+
+def test_a_resumed_adapt_leaves_distill_what_is_left_of_the_one_budget(tmp_path, monkeypatch):
+    """fit trained 60 % of the budget in an earlier session: distill gets the 40 % left, not the whole budget again."""
+    import denoise_cli.training.adapt as adapt_module
+
+    seen = {}
+
+    def fake_fit(noisy, run, cfg, budget, device, **kw):
+        budget.resume(1000, 0.6 * 3600)  # a finished fit from an earlier session
+        return type("Fitted", (), {"report": {}})()
+
+    def fake_distill(cfg, out, budget, device, **kw):
+        seen["seconds"] = budget.seconds
+        return out.path / "model.safetensors"
+
+    monkeypatch.setattr(adapt_module, "fit", fake_fit)
+    monkeypatch.setattr(adapt_module, "distill", fake_distill)
+    adapt_module.adapt(tmp_path, [], tmp_path / "run", 3600, torch.device("cpu"), show_progress=False)
+    assert seen["seconds"] == pytest.approx(0.4 * 3600, abs=5)

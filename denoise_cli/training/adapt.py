@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,8 +32,7 @@ def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, 
     """Fit in RUN, then distill into RUN/model, within ``seconds`` of wall time: fit trains for ``fit_share`` of it,
     and distill gets what is left after fit has also denoised the photos and estimated the noise (at least
     MIN_DISTILL_SHARE). A stage that has a checkpoint already is resumed with its own saved settings, so an
-    interrupted adapt continues where it stopped."""
-    start = time.monotonic()
+    interrupted adapt continues where it stopped, within the same budget."""
     fit_run, model_run = Run(run), Run(Path(run) / "model")
     fit_budget = Budget(None, seconds * fit_share)
     fitted = fit(noisy_dir, fit_run, None, fit_budget, device, show_progress=show_progress, on_image=on_image)
@@ -42,7 +40,9 @@ def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, 
         dcfg = saved_distill_config(model_run, fit_run=fit_run.path, clean_dir=[Path(d) for d in clean_dirs])
     else:
         dcfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[Path(d) for d in clean_dirs])
-    distill_budget = Budget(None, max(seconds - (time.monotonic() - start), seconds * MIN_DISTILL_SHARE))
+    # fit's budget counts its training in earlier sessions and everything since it resumed in this one (denoising the
+    # photos, estimating the noise): a resumed adapt leaves distill what is left of the one budget, not all of it
+    distill_budget = Budget(None, max(seconds - fit_budget.elapsed, seconds * MIN_DISTILL_SHARE))
     model = distill(dcfg, model_run, distill_budget, device, show_progress=show_progress, precision=precision,
                     fit=fitted)
     return Adapted(fitted.report, model, fit_budget, distill_budget)
