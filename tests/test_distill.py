@@ -112,7 +112,7 @@ def test_bf16_runs_the_network_in_bf16_and_keeps_loss_and_gradients_fp32():
     stage = Stage1(FitConfig(mode="synthetic", channels=1), cpu)
     model = build_mwcnn(1, "small")
     seen = []
-    model.enc1.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    model.enc2.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))  # an inner block
     cfg = DistillConfig(fit_run="-", clean_dir="-", patch=16, batch=2)
     cfg.resolve("synthetic", 3)
     clean = [np.random.default_rng(0).random((32, 32, 1)).astype(np.float32)]

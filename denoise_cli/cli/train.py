@@ -25,6 +25,24 @@ def _check_run(path: Path, resume: bool, what: str, option: str) -> None:
         raise ConfigError(f"--resume: there is no {what} at {path} to continue (leave out --resume to start one)")
 
 
+def _join(device: str, batch: int | None = None, lr: float | None = None):
+    """This process's device. Under torchrun it joins the training group, ranks other than 0 print nothing, and rank
+    0 says how the batch is shared."""
+    from ..training import parallel
+
+    dev = parallel.start(device)
+    if not parallel.is_main():
+        err.quiet = True
+    elif parallel.world() > 1:
+        line = f"{parallel.world()} processes on {dev.type} (DistributedDataParallel)"
+        if batch:
+            line += f", {batch} patches per step each, {batch * parallel.world()} in all"
+        if lr:
+            line += f", lr {lr:g}"
+        err.print(line)
+    return dev
+
+
 def _length_note(run: Path, steps: int, few: int, stage: str) -> None:
     """Say at the end whether the stage had time enough: from its reference-free score, else from its step count."""
     from ..training.runs import Run
@@ -59,8 +77,10 @@ def _learned_line(report: dict) -> str:
 def fit(
     noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", show_default=False,
                                               help="Folder of your noisy photos (any format denoise reads).")],
-    run: Annotated[Path, typer.Option(metavar="DIR", help="Run folder: settings, checkpoints, stage-1 images, the "
-                                                          "learned noise model and its report.")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR",
+                                      help="Run folder: settings, checkpoints, stage-1 images, the learned noise "
+                                           "model and its report (under torchrun write --run-dir, as torchrun takes "
+                                           "--run for its own --run-path).")],
     time_budget: TimeBudgetOpt = None,
     iterations: IterationsOpt = None,
     resume: Annotated[bool, flag("--resume", help="Continue an existing run up to the given budget; a larger budget "
@@ -100,13 +120,14 @@ def fit(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..inference.devices import pick_device
+    from ..training import parallel
     from ..training.runs import Run
     from ..training.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
 
     plan = budget(time_budget, iterations)
+    dev = _join(device, None if resume else batch, None if resume else lr)
     _check_run(run, resume, "run", "--run")
-    dev = pick_device(device)
+    parallel.barrier()  # every rank has checked the run folder before rank 0 writes in it
     r = Run(run)
     if r.exists():
         cfg = saved_config(r)  # resume: the run's own settings win
@@ -134,6 +155,7 @@ def fit(
                   "--camera and --iso")
     err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _length_note(run, plan.step, FEW_FIT_STEPS, "fit")
+    parallel.finish()
 
 
 @reports_errors("interrupted: checkpoint saved; continue with --resume")
@@ -188,7 +210,7 @@ def distill(
 
     Like fit, it scores itself on a held-out strip of your photos (estimated PSNR, Monte-Carlo SURE with the learned noise), keeps the best-scoring weights and stops early once the score stops improving.
     """
-    from ..inference.devices import pick_device
+    from ..training import parallel
     from ..training.runs import Run
     from ..training.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
     from ..training.fit_run import FitRun
@@ -198,7 +220,9 @@ def distill(
     fitted = FitRun(fit_run)
     with about("--noise-scale"):
         scale = parse_noise_scale(noise_scale)
+    dev = _join(device, None if resume else batch, None if resume else lr)
     _check_run(out, resume, "distill run", "--out")
+    parallel.barrier()  # every rank has checked the output folder before rank 0 writes in it
     out_run = Run(out)
     if out_run.exists():  # resuming: the run's own settings win, as for fit
         cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir or None)
@@ -210,14 +234,17 @@ def distill(
                             noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
                             noise_passes=noise_passes,
                             noise_model=noise_model)
-    path = run_distill(cfg, out_run, plan, pick_device(device), precision=precision, fit=fitted)
+    path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted)
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")
+    parallel.finish()
 
 
 @reports_errors("interrupted: checkpoints saved in {run}; run the same command again to continue")
 def adapt(
-    run: Annotated[Path, typer.Option(metavar="DIR", help="Run folder (the fit in RUN, the model in RUN/model).")],
+    run: Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR",
+                                      help="Run folder (the fit in RUN, the model in RUN/model); under torchrun write "
+                                           "--run-dir, as torchrun takes --run for its own --run-path.")],
     noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
     clean_dir: Annotated[Optional[list[Path]], typer.Argument(
         metavar="[CLEAN_DIR]...", show_default=False,
@@ -241,12 +268,12 @@ def adapt(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..inference.devices import pick_device
+    from ..training import parallel
     from ..training.runs import parse_duration
     from ..training.adapt import adapt as run_adapt
 
     seconds = parse_duration(time_budget)
-    dev = pick_device(device)
+    dev = _join(device)
     err.print(f"Adapting to the photos in {noisy_dir} for {time_budget} on {dev} — Ctrl-C stops and saves; the same "
               "command continues.")
     with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
@@ -255,7 +282,7 @@ def adapt(
         done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision,
                          on_image=lambda _: bar.advance(task))
     err.print(f"done: {_learned_line(done.report)}.")
-    if profile:
+    if profile and parallel.is_main():
         from .profiles import store
 
         p = store(run / "model", profile, camera, iso, replace=True)
@@ -267,3 +294,4 @@ def adapt(
                   f"as a camera profile with `denoise-cli profiles add {run / 'model'}`")
     _length_note(run, done.fit_budget.step, FEW_FIT_STEPS, "fit")
     _length_note(run / "model", done.distill_budget.step, FEW_DISTILL_STEPS, "distill")
+    parallel.finish()

@@ -29,6 +29,7 @@ from ..models.correlated_noise import CorrelatedNoise
 from ..models.mwcnn import build_mwcnn
 from .patches import ImagePool, random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pd_down, pd_up
+from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
 from ..registry.weights import resolve
@@ -234,15 +235,18 @@ def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, cl
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             return model(y).float()
 
+    ranks = parallel.world()
+
     def step_loss(_: int) -> torch.Tensor:
+        # under torchrun every rank draws the global batch alike and trains on its slice (training.parallel)
         n = cfg.batch - n_noisy
         inputs, targets = [], []
         if n:
-            x = random_patches(clean, patch, n, rng).to(device)
+            x = parallel.my_share(random_patches(clean, patch, n * ranks, rng)).to(device)
             inputs.append(noisy_of(x, torch.empty(n, device=device).uniform_(*cfg.noise_scale)))
             targets.append(x)
         if n_noisy:
-            yx = random_patches(pairs, patch, n_noisy, rng).to(device)
+            yx = parallel.my_share(random_patches(pairs, patch, n_noisy * ranks, rng)).to(device)
             inputs.append(yx[:, :c])
             targets.append(yx[:, c:])
         # one forward over both kinds of pair: the same loss, half the kernel launches that bound small nets on a GPU
@@ -300,6 +304,7 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     cfg.resolve(stage.cfg.mode, stage.cfg.channels)
     clean, pairs = training_data(cfg, fit)
     pairs, held = holdout(pairs, 2 * cfg.patch, align=2 * FACTOR) if pairs else (pairs, [])
+    torch.manual_seed(cfg.seed)  # the random start follows --seed
     model = build_mwcnn(stage.cfg.channels, cfg.arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if out.exists():
@@ -308,9 +313,9 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
         init_weights(model, cfg.init)
     out.write_config({"stage": "distill", **asdict(cfg), "precision": precision})
     rng = np.random.default_rng([cfg.seed, budget.step])
-    torch.manual_seed(cfg.seed + budget.step)
+    torch.manual_seed(cfg.seed + budget.step + 1_000_003 * parallel.rank())  # each rank's own synthesised noise
     correlated = fit.correlated_noise()
-    step_loss = make_step_loss(cfg, stage, model, clean, pairs, rng, device, precision, correlated)
+    step_loss = make_step_loss(cfg, stage, parallel.wrap(model), clean, pairs, rng, device, precision, correlated)
     score = photo_score(model, [h[..., : stage.cfg.channels] for h in held], noise_probe(cfg, stage, correlated),
                         device, cfg.seed) if held else None
 
@@ -319,10 +324,12 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
                description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None, score=score,
                scores=ScoreLog(out.records(), counts_from=SCORE_FROM), on_score=on_score)
     path = out.path / "model.safetensors"
-    save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
-               noise_mode=stage.cfg.mode)
-    params = sum(p.numel() for p in model.parameters())
-    _write_entry(out, path, cfg, fit, params, budget, time.perf_counter() - start, device, precision)
+    if parallel.is_main():  # under torchrun rank 0 writes the model
+        save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),
+                   noise_mode=stage.cfg.mode)
+        params = sum(p.numel() for p in model.parameters())
+        _write_entry(out, path, cfg, fit, params, budget, time.perf_counter() - start, device, precision)
+    parallel.barrier()
     return path
 
 

@@ -35,6 +35,7 @@ from ..models.cnnest import NoiseModel
 from .noise_report import ImageSigma, build_report, plot
 from .patches import random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
+from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
 from .noise_estimate import calibrated_noise
@@ -147,6 +148,19 @@ def describe(cfg: FitConfig) -> str:
             f"Σμ starting {cfg.sigma_mu_start}, phases at {cfg.phase_b:g}/{cfg.phase_c:g} of the budget")
 
 
+class Objective(torch.nn.Module):
+    """Stage 1's training loss as one module over D-BSN, the noise model and Σμ's scale, so that
+    DistributedDataParallel can wrap it (training.parallel)."""
+
+    def __init__(self, stage: "Stage1") -> None:
+        super().__init__()
+        self.parts = torch.nn.ModuleDict(stage.modules)
+        self.stage = stage
+
+    def forward(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
+        return self.stage.loss(y, groups, progress)
+
+
 class Stage1:
     """D-BSN + noise model, for training batches and for denoising whole images."""
 
@@ -166,16 +180,17 @@ class Stage1:
         return covariance(self.mu_scale(l_mu, groups) if self.mu_scale is not None else l_mu)
 
     def sample(self, images: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training batch of (sub-)images and their noise-model group."""
-        cfg = self.cfg
+        """A training batch of (sub-)images and their noise-model group: under torchrun this rank's slice of the
+        global batch, which every rank draws alike (training.parallel)."""
+        cfg, ranks = self.cfg, parallel.world()
         if cfg.mode == "real":
-            crops = random_patches(images, cfg.patch * FACTOR, max(1, cfg.batch // (FACTOR * FACTOR)), rng,
+            crops = random_patches(images, cfg.patch * FACTOR, max(1, cfg.batch * ranks // (FACTOR * FACTOR)), rng,
                                    augment=False, align=2)
             y, groups = pd_down(crops), bayer_groups(crops.shape[0])
         else:
-            y = random_patches(images, cfg.patch, cfg.batch, rng)
+            y = random_patches(images, cfg.patch, cfg.batch * ranks, rng)
             groups = torch.zeros(y.shape[0], dtype=torch.long)
-        return y.to(self.device), groups.to(self.device)
+        return parallel.my_share(y).to(self.device), parallel.my_share(groups).to(self.device)
 
     def loss(self, y: torch.Tensor, groups: torch.Tensor, progress: float) -> torch.Tensor:
         """Phase A: blind-spot MSE for μ. Phase B: μ held (only the MSE trains it; the likelihood trains
@@ -283,9 +298,11 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
 
     train_images, held = holdout(images, stage.holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
 
+    objective = parallel.wrap(Objective(stage))
+
     def step_loss(_: int) -> torch.Tensor:
         y, groups = stage.sample(train_images, rng)
-        return stage.loss(y, groups, phase_progress(budget.progress))
+        return objective(y, groups, phase_progress(budget.progress))
 
     # the score counts from phase C on, when every part trains: before, the noise model has not learned yet
     train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
@@ -293,6 +310,11 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
                score=lambda: stage.score(held), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
                on_score=on_score)
 
+    from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory
+
+    if not parallel.is_main():  # rank 0 denoises the photos and writes the noise models; the others wait for them
+        parallel.barrier()
+        return FitRun(run.path)
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)
     estimates = []
@@ -312,8 +334,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         report["correlated"] = report_section(correlated)
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")
-    from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory
-
+    parallel.barrier()
     return FitRun(run.path, pairs=[np.concatenate([y, x], 2) for y, x in zip(images, estimates)], stage=stage)
 
 

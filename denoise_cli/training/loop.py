@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import parallel
 from .runs import Budget, Run
 from .self_score import SCORE_EVERY, ScoreLog
 
@@ -72,10 +73,16 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     shown = ""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  disable=not show_progress, transient=False) as bar:
+                  disable=not show_progress or not parallel.is_main(), transient=False) as bar:
         task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
+        ranks = parallel.group()
         try:
-            while not budget.done():
+            while True:
+                if ranks is not None:  # one clock for all ranks: rank 0's
+                    progress, stopped = ranks.from_rank0(budget.own_progress(), float(budget.stopped))
+                    budget.agree(progress, bool(stopped))
+                if budget.done():
+                    break
                 lr = rewarm_lr(saved_lr, cosine_lr(lr0, budget.progress) * lr_scale(budget.progress),
                                budget.step - resumed_at)
                 for group in optimizer.param_groups:
@@ -87,7 +94,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 budget.step += 1
                 value = float(loss.detach())
                 smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
-                if score is not None and budget.progress >= min(next_score, 1.0) - 1e-9:
+                if score is not None and parallel.is_main() and budget.progress >= min(next_score, 1.0) - 1e-9:
                     shown = _score_point(run, modules, budget, score, scores, on_score)
                     next_score = (math.floor(budget.progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
                 bar.update(task, completed=budget.progress * total,
@@ -103,8 +110,10 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     run.log({"step": budget.step, "loss": smoothed, "elapsed": round(budget.elapsed, 1), "final": True,
              **({"stopped_early": True} if budget.stopped else {})})
     run.save(modules, optimizer, budget.step, budget.elapsed, lr, budget.progress, stopped=budget.stopped)
-    if scores is not None and run.best.exists():
+    if scores is not None and parallel.is_main() and run.best.exists():
         run.load_best(modules)
+    if scores is not None and ranks is not None:
+        ranks.share_modules(modules)  # rank 0 kept the best weights: every rank goes on with them
     return scores
 
 

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError
 from ..io import write_bytes_atomic
+from .parallel import is_main
 from .run_config import CONFIG_VERSION, migrate, migrate_checkpoint
 
 
@@ -59,7 +60,7 @@ class Run:
     def removed_on_failure(self):
         """Remove the run folder again if it is new here and the work inside fails before its first checkpoint:
         a refused or broken start leaves nothing half-made behind."""
-        new = not self.path.exists()
+        new = not self.path.exists() and is_main()  # under torchrun the folder is rank 0's to remove
         try:
             yield self
         except BaseException:
@@ -69,6 +70,8 @@ class Run:
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Save the run's settings, stamped with the current config version."""
+        if not is_main():
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(self.path / "config.json",
                            json.dumps({**config, "config_version": CONFIG_VERSION}, indent=2).encode())
@@ -87,6 +90,8 @@ class Run:
              stopped: bool = False) -> None:
         """Write weights and optimizer state (none: weights only), the learning rate last used and the
         fraction of the budget reached; the weights file is replaced atomically last."""
+        if not is_main():  # under torchrun rank 0 alone writes
+            return
         tensors = _tensors(modules)
         if optimizer is not None:
             opt_tmp = self.path / "optimizer.pt.part"
@@ -105,6 +110,8 @@ class Run:
 
     def save_best(self, modules: dict[str, torch.nn.Module], step: int, score: float) -> None:
         """Keep these weights as the best-scoring ones (replaced atomically)."""
+        if not is_main():
+            return
         tensors = _tensors(modules)
         tmp = self.path / "best.part"
         save_file(tensors, str(tmp), metadata={"step": str(step), "score": repr(score)})
@@ -154,6 +161,8 @@ class Run:
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def log(self, record: dict[str, Any]) -> None:
+        if not is_main():
+            return
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -184,6 +193,7 @@ class Budget:
         self.step, self._before = step, elapsed
         self._start = time.monotonic()
         self.stopped = False  # set when the reference-free score stopped improving (training.loop)
+        self._agreed: float | None = None  # rank 0's progress, under torchrun (agree)
 
     def resume(self, step: int, elapsed: float) -> None:
         """Continue counting from a checkpoint's step and training time."""
@@ -194,9 +204,18 @@ class Budget:
     def elapsed(self) -> float:
         return self._before + time.monotonic() - self._start
 
+    def agree(self, progress: float, stopped: bool) -> None:
+        """Take rank 0's progress and stop decision until the next call (training.loop, under torchrun), so that
+        every rank follows one clock."""
+        self._agreed, self.stopped = progress, stopped
+
     @property
     def progress(self) -> float:
-        """Fraction done in [0, 1], by whichever limit is closer."""
+        """Fraction done in [0, 1], by whichever limit is closer (rank 0's under torchrun)."""
+        return self._agreed if self._agreed is not None else self.own_progress()
+
+    def own_progress(self) -> float:
+        """This process's own progress, by its own clock and steps."""
         fractions = []
         if self.iterations:
             fractions.append(self.step / self.iterations)
