@@ -16,11 +16,14 @@ BENCHMARKS = [
     ("real_cameras", ["real_cameras.md"]),
     ("noise_fidelity", ["noise_fidelity.md"]),
     ("quality", ["quality-shipped.md", "quality-shipped-ensemble.md"]),
+    ("stopping", ["stopping.md"]),
+    ("precision", ["precision.md"]),
     ("fit_quality", ["fit_quality.md"]),
     ("unpaired", ["unpaired.md"]),
     ("speed", ["speed.md"]),
-    ("train_speed", ["train_speed-cpu.md"]),
+    ("train_speed", ["train_speed-cpu.md", "train_speed-processes.md"]),
     ("tiling", ["tiling-h200.md"]),
+    ("gpu_speed", []),
     ("gpu_check", ["gpu_check.md"]),
 ]
 TOOLS = ["side_by_side", "make_example", "device_bundle", "summary"]

@@ -92,7 +92,7 @@ def test_score_log_keeps_the_best_stops_when_stale_and_says_when_still_improving
     assert not flat.still_improving()
 
 
-def _toy(tmp_path, scores: list[float], iterations: int = 40):
+def _toy(tmp_path, scores: list[float], iterations: int = 40, score_start: bool = False, counts_from: float = 0.0):
     """A linear model trained for ``iterations`` steps whose 'score' follows a script; returns (run, model, weights
     at each score)."""
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def _toy(tmp_path, scores: list[float], iterations: int = 40):
 
     budget = Budget(iterations, None)
     train_loop(run, {"m": model}, opt, lambda _: F.mse_loss(model(x), y), budget, 0.1, show_progress=False,
-               score=score, scores=ScoreLog(counts_from=0.0, patience=3))
+               score=score, scores=ScoreLog(counts_from=counts_from, patience=3), score_start=score_start)
     return run, model, seen, budget
 
 
@@ -145,3 +145,14 @@ def test_fit_and_distill_log_scores_and_keep_the_best_weights(gray_fit, tmp_path
     assert r.returncode == 0, r.stderr
     scored = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("score" in s for s in scored) and (out / "best.safetensors").exists()
+
+
+def test_a_fine_tune_that_only_scores_lower_ends_on_its_start(tmp_path):
+    """The trained start's score competes for best although it comes before counts_from: the run gives back its
+    initial weights and stops once four counted scores bring nothing better."""
+    run, model, seen, budget = _toy(tmp_path, [30.0, 25.0, 26.0, 27.0, 28.0, 28.5, 29.0, 29.5, 29.6, 29.7],
+                                    score_start=True, counts_from=0.25)
+    assert torch.equal(model.weight, seen[0])  # the start's weights
+    records = [r for r in run.records() if "score" in r]
+    assert records[0]["start"] and records[0]["step"] == 0 and records[0]["best"]
+    assert budget.stopped and not any(r.get("best") for r in records[1:])

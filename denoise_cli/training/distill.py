@@ -322,7 +322,8 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
                description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None, score=score,
-               scores=ScoreLog(out.records(), counts_from=SCORE_FROM), on_score=on_score)
+               scores=ScoreLog(out.records(), counts_from=SCORE_FROM), on_score=on_score,
+               score_start=bool(cfg.init))  # a fine-tune ends on its start if training only scored lower
     path = out.path / "model.safetensors"
     if parallel.is_main():  # under torchrun rank 0 writes the model
         save_model(model.eval().cpu(), path, trained_by="denoise-cli distill (unpaired)", fit_run=str(cfg.fit_run),

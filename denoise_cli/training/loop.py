@@ -44,14 +44,16 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                description: str = "training", lr_scale: Callable[[float], float] = lambda _: 1.0,
                start_lr: float | None = None, score: Callable[[], float] | None = None,
                scores: ScoreLog | None = None,
-               on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None = None) -> ScoreLog | None:
+               on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None = None,
+               score_start: bool = False) -> ScoreLog | None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
 
     With ``score`` (a reference-free estimate of the output's PSNR, higher is better), the model is scored every
     SCORE_EVERY of the budget and at its end; ``scores`` decides from which point scores count. The weights with the
     best counted score are kept (``run.save_best``) and put back in ``modules`` at the end, and training stops
     early once the score has stopped improving; ``on_score(step, score, modules)`` sees every score (benchmarks keep
-    the weights there). Returns the score log (None without ``score``).
+    the weights there). ``score_start`` also scores the weights a new run starts from (a fine-tune's), which then
+    compete for best. Returns the score log (None without ``score``).
 
     The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)`` and a
     parameter group's own ``lr_mult`` where it sets one; a
@@ -76,6 +78,8 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                   disable=not show_progress or not parallel.is_main(), transient=False) as bar:
         task = bar.add_task(description, total=total, completed=budget.progress * total, info="")
         ranks = parallel.group()
+        if score is not None and score_start and budget.step == 0 and not scores.points and parallel.is_main():
+            shown = _score_point(run, modules, budget, score, scores, on_score, start=True)
         try:
             while True:
                 if ranks is not None:  # one clock for all ranks: rank 0's
@@ -118,7 +122,8 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
 
 
 def _score_point(run: Run, modules: dict[str, torch.nn.Module], budget: Budget, score: Callable[[], float],
-                 scores: ScoreLog, on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None) -> str:
+                 scores: ScoreLog, on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None,
+                 start: bool = False) -> str:
     """Score the model now, keep its weights when they are the best so far, stop the budget once the score is
     stale; returns the text for the progress bar."""
     for m in modules.values():
@@ -126,9 +131,10 @@ def _score_point(run: Run, modules: dict[str, torch.nn.Module], budget: Budget, 
     value = score()
     for m in modules.values():
         m.train()
-    best = scores.add(budget.progress, value)
-    run.log({"step": budget.step, "progress": round(budget.progress, 4), "score": round(value, 4),
-             "elapsed": round(budget.elapsed, 1), **({"best": True} if best else {})})
+    progress = 0.0 if start else budget.progress
+    best = scores.add(progress, value, start=start)
+    run.log({"step": budget.step, "progress": round(progress, 4), "score": round(value, 4),
+             "elapsed": round(budget.elapsed, 1), **({"start": True} if start else {}), **({"best": True} if best else {})})
     if best:
         run.save_best(modules, budget.step, value)
     if on_score is not None:

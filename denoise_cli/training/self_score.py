@@ -88,30 +88,38 @@ def mc_sure(f: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, noise: t
 
 class ScoreLog:
     """The scores of one run as training goes (kept in metrics.jsonl): the best so far, when it was reached, and
-    whether the run was still improving at the end."""
+    whether the run was still improving at the end. The score of a trained start (a fine-tune's initial weights)
+    counts like a late one, so a run never ends on weights it scored below where it began."""
 
     def __init__(self, records: list[dict] | None = None, *, counts_from: float = 0.0, patience: int = 4) -> None:
         self.counts_from, self.patience = counts_from, patience
         self.points: list[tuple[float, float]] = []  # (progress, score)
+        self._counts: list[bool] = []
         for r in records or []:
             if "score" in r:
-                self.points.append((r["progress"], r["score"]))
+                self._record(r["progress"], r["score"], bool(r.get("start")))
+
+    def _record(self, progress: float, score: float, start: bool) -> None:
+        self.points.append((progress, score))
+        self._counts.append(start or progress >= self.counts_from)
 
     @property
     def counted(self) -> list[tuple[float, float]]:
-        """The scores that take part in keeping the best and stopping (those from ``counts_from`` of the budget on)."""
-        return [p for p in self.points if p[0] >= self.counts_from]
+        """The scores that take part in keeping the best and stopping (a trained start's, and those from
+        ``counts_from`` of the budget on)."""
+        return [p for p, c in zip(self.points, self._counts) if c]
 
     @property
     def best(self) -> float | None:
         counted = self.counted
         return max(s for _, s in counted) if counted else None
 
-    def add(self, progress: float, score: float) -> bool:
-        """Record a score; True when it is the best counted one so far (the weights are then worth keeping)."""
+    def add(self, progress: float, score: float, *, start: bool = False) -> bool:
+        """Record a score (``start``: of the trained weights a run starts from); True when it is the best counted
+        one so far (the weights are then worth keeping)."""
         best = self.best
-        self.points.append((progress, score))
-        return progress >= self.counts_from and (best is None or score > best)
+        self._record(progress, score, start)
+        return self._counts[-1] and (best is None or score > best)
 
     def stale(self) -> bool:
         """The last ``patience`` counted scores brought nothing above the best before them: time to stop."""
