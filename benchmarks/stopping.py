@@ -27,10 +27,11 @@ from denoise_cli.evaluation.scoring import synthetic_pairs
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.distill import DistillConfig, distill, saved_distill_config
-from denoise_cli.training.fit import FitConfig, Stage1, fit, saved_config
+from denoise_cli.training.fit import FitConfig, Stage1, blind_sigma, fit, load_noisy, saved_config
+from denoise_cli.training.pixel_shuffle import FACTOR
+from denoise_cli.training.self_score import ScoreLog, holdout
 from denoise_cli.training.fit_run import FitRun
 from denoise_cli.training.runs import Budget, Run, parse_duration
-from denoise_cli.training.self_score import ScoreLog
 
 from .common import DATA, RESULTS, ROOT, hardware
 
@@ -71,10 +72,13 @@ def keep_weights(folder: Path):
     return hook
 
 
-def true_psnr(denoise, noisy_dir: Path, refs: dict[str, np.ndarray]) -> float:
-    """Mean PSNR of the 8-bit outputs against the references."""
+def true_psnr(denoise, noisy_dir: Path, refs: dict[str, np.ndarray], count: int | None) -> float:
+    """Mean PSNR of the 8-bit outputs against the references, on ``count`` of the images spread evenly (all: None)."""
+    files = list_images(noisy_dir)
+    if count and count < len(files):
+        files = [files[i] for i in np.linspace(0, len(files) - 1, count).round().astype(int)]
     values = []
-    for p in list_images(noisy_dir):
+    for p in files:
         y = to_channels(read_image(p).pixels, refs[p.stem].shape[2])
         values.append(psnr(to_255(refs[p.stem]), to_255(denoise(y))))
     return float(np.mean(values))
@@ -94,21 +98,40 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else float("nan")
 
 
-def evaluate_stage(run: Run, snapshots: Path, counts_from: float, make, noisy: Path, refs: dict[str, np.ndarray]
-                   ) -> dict:
-    """True PSNR of every kept checkpoint, next to its score; ``make(state)`` gives a denoise function."""
+def rescored(records: list[dict], snapshots: Path, score_of) -> list[dict]:
+    """The records with each checkpoint's score taken again by the current code (``score_of(state)``), cached."""
+    cache = snapshots / "rescored.json"
+    done = json.loads(cache.read_text()) if cache.exists() else {}
+    out = []
+    for r in records:
+        key = str(r["step"])
+        if key not in done and (snapshots / f"{key}.pt").exists():
+            done[key] = score_of(torch.load(snapshots / f"{key}.pt", weights_only=True))
+            cache.write_text(json.dumps(done))
+        out.append({**r, "score": done.get(key, r["score"])})
+    return out
+
+
+def evaluate_stage(run: Run, snapshots: Path, counts_from: float, make, noisy: Path, refs: dict[str, np.ndarray],
+                   count: int | None, score_of=None) -> dict:
+    """True PSNR of every kept checkpoint, next to its score; ``make(state)`` gives a denoise function;
+    ``score_of(state)``, when given, takes the scores again with the current code."""
     records = [r for r in run.records() if "score" in r]
-    cache = snapshots / "true_psnr.json"
+    if score_of is not None:
+        records = rescored(records, snapshots, score_of)
+    cache = snapshots / f"true_psnr-{count or 'all'}.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
     for r in records:
         key = str(r["step"])
         if key not in done and (snapshots / f"{key}.pt").exists():
-            done[key] = true_psnr(make(torch.load(snapshots / f"{key}.pt", weights_only=True)), noisy, refs)
+            done[key] = true_psnr(make(torch.load(snapshots / f"{key}.pt", weights_only=True)), noisy, refs,
+                                  count)
             cache.write_text(json.dumps(done))
             print(f"  step {key}: score {r['score']:.3f}, true {done[key]:.3f}", flush=True)
-    points = [(r["progress"], r["score"], done[str(r["step"])], r["step"]) for r in records if str(r["step"]) in done]
-    counted = [p for p in points if p[0] >= counts_from]
-    log = ScoreLog([{"progress": p, "score": s} for p, s, _, _ in points], counts_from=counts_from)
+    points = [(r["progress"], r["score"], done[str(r["step"])], r["step"], bool(r.get("start")))
+              for r in records if str(r["step"]) in done]
+    counted = [p for p in points if p[0] >= counts_from or p[4]]
+    log = ScoreLog([{"progress": p, "score": s, "start": st} for p, s, _, _, st in points], counts_from=counts_from)
     kept = max(counted, key=lambda p: p[1]) if counted else None
     return {
         "checkpoints": len(points), "counted": len(counted),
@@ -118,11 +141,13 @@ def evaluate_stage(run: Run, snapshots: Path, counts_from: float, make, noisy: P
         "best_true_counted": max(p[2] for p in counted) if counted else None,
         "best_true_all": max(p[2] for p in points) if points else None,
         "best_score": log.best,
-        "points": [{"progress": p, "score": s, "true": t, "step": st} for p, s, t, st in points],
+        "images_scored": count or len(refs),
+        "points": [{"progress": p, "score": s, "true": t, "step": st, "start": a} for p, s, t, st, a in points],
     }
 
 
-def run_case(case: str, budget: str, distill_budget: str | None, images: int | None = None) -> dict:
+def run_case(case: str, budget: str, distill_budget: str | None, images: int | None = None,
+             eval_images: int | None = None, rescore: bool = False) -> dict:
     """Fit (and distill) once for the case, keeping every scored checkpoint; then rank them by true PSNR."""
     noisy, refs, mode = case_data(case, images)
     device = torch.device("cpu")
@@ -135,15 +160,22 @@ def run_case(case: str, budget: str, distill_budget: str | None, images: int | N
             Budget(None, parse_duration(budget)), device, on_score=keep_weights(snaps))
     cfg = saved_config(fit_run)
 
-    def stage1(state: dict):
+    def loaded(state: dict) -> Stage1:
         stage = Stage1(cfg, device)
         for name, m in stage.modules.items():
             m.load_state_dict(state[name])
             m.eval()
-        return stage.denoise
+        return stage
 
-    result = {"case": case, "fit_budget": budget, "fit": evaluate_stage(fit_run, snaps, cfg.phase_c, stage1, noisy,
-                                                                          refs)}
+    score_of = None
+    if rescore:
+        images = [to_channels(p.pixels, cfg.channels) for p in load_noisy(noisy)[1]]
+        _, held = holdout(images, Stage1(cfg, device).holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
+        sigma = blind_sigma(images, cfg.mode)
+        score_of = lambda state: loaded(state).score(held, sigma)  # noqa: E731
+    result = {"case": case, "fit_budget": budget, "rescored": rescore,
+              "fit": evaluate_stage(fit_run, snaps, cfg.phase_c, lambda st: loaded(st).denoise, noisy, refs,
+                                    eval_images, score_of)}
     if distill_budget:
         out = Run(RUNS / case / "model")
         dsnaps = RUNS / case / "distill-checkpoints"
@@ -168,7 +200,7 @@ def run_case(case: str, budget: str, distill_budget: str | None, images: int | N
         from denoise_cli.training.distill import SCORE_FROM
 
         result["distill_budget"] = distill_budget
-        result["distill"] = evaluate_stage(out, dsnaps, SCORE_FROM, mwcnn, noisy, refs)
+        result["distill"] = evaluate_stage(out, dsnaps, SCORE_FROM, mwcnn, noisy, refs, eval_images)
     result["minutes"] = round((time.time() - t0) / 60, 1)
     return result
 
@@ -200,10 +232,14 @@ def main() -> None:
     ap.add_argument("--budget", default="15m", help="fit's time budget")
     ap.add_argument("--distill", metavar="DURATION", help="also distill for this long and rank its checkpoints")
     ap.add_argument("--images", type=int, help="only the first N images of the set (a quick try)")
+    ap.add_argument("--eval-images", type=int, help="measure the true PSNR on N of the images, spread evenly (stage 1 "
+                    "on a CPU takes seconds per image and checkpoint)")
+    ap.add_argument("--rescore", action="store_true", help="take fit's scores again from the kept checkpoints with "
+                    "the current code (after a change to the score)")
     ap.add_argument("--table", action="store_true", help="only write the table from the cases run so far")
     args = ap.parse_args()
     if args.case and not args.table:
-        result = run_case(args.case, args.budget, args.distill, args.images)
+        result = run_case(args.case, args.budget, args.distill, args.images, args.eval_images, args.rescore)
         (RUNS / args.case / "result.json").write_text(json.dumps(result, indent=2))
     write_table()
 

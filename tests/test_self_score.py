@@ -22,7 +22,8 @@ def _spd(n: int, scale: float, g: torch.Generator) -> torch.Tensor:
 
 
 def test_sure_of_bayes_fusion_matches_the_true_error():
-    """Per-pixel correlated noise, a prior mean that does not see the pixel: SURE's mean equals the true MSE."""
+    """Per-pixel correlated noise, a prior mean that does not see the pixel, and a fusion whose noise estimate reads
+    the noisy pixel (as CNNest does): SURE's mean equals the true MSE."""
     g = torch.Generator().manual_seed(0)
     h = w = 128
     x = torch.rand(1, 3, h, w, generator=g)
@@ -32,12 +33,21 @@ def test_sure_of_bayes_fusion_matches_the_true_error():
     noise = (chol_n @ torch.randn(1, h, w, 3, 1, generator=g)).squeeze(-1).permute(0, 3, 1, 2)
     mu = x + (chol_mu @ torch.randn(1, h, w, 3, 1, generator=g)).squeeze(-1).permute(0, 3, 1, 2)
     y = x + noise
-    true = float(((bayes_fusion(y, mu, sigma_mu, sigma_n) - x) ** 2).sum(1).mean())
-    estimate = float(sure_fusion(y, mu, sigma_mu, sigma_n).mean())
+
+    def reads_the_pixel(t: torch.Tensor) -> torch.Tensor:  # the fusion trusts y less where it is far from μ
+        far = ((t - mu) ** 2).sum(1)[..., None, None] / 0.01
+        return sigma_n * (1 + far)
+
+    true = float(((bayes_fusion(y, mu, sigma_mu, reads_the_pixel(y)) - x) ** 2).sum(1).mean())
+    estimate = float(sure_fusion(y, mu, sigma_mu, reads_the_pixel, truth=sigma_n).mean())
     assert estimate == pytest.approx(true, rel=0.05)
-    # dropping the divergence term (a plain residual) is far off: the test can tell a wrong estimate
-    residual = float(((bayes_fusion(y, mu, sigma_mu, sigma_n) - y) ** 2).sum(1).mean())
-    assert abs(residual - true) > 0.3 * true
+    # the divergence without the noise estimate's own dependence on y is far off
+    fixed = reads_the_pixel(y)
+    blind = float(sure_fusion(y, mu, sigma_mu, lambda t: fixed, truth=sigma_n).mean())
+    assert abs(blind - true) > 0.2 * true
+    # with a noise estimate that does not read the pixel and is the truth, the plain form
+    plain = float(((bayes_fusion(y, mu, sigma_mu, sigma_n) - x) ** 2).sum(1).mean())
+    assert float(sure_fusion(y, mu, sigma_mu, lambda t: sigma_n).mean()) == pytest.approx(plain, rel=0.05)
 
 
 def test_monte_carlo_sure_matches_the_true_error_of_a_smoothing_filter():

@@ -210,9 +210,12 @@ class Stage1:
         return self.cfg.patch * FACTOR if self.cfg.mode == "real" else 2 * self.cfg.patch
 
     @torch.no_grad()
-    def score(self, crops: list[np.ndarray]) -> float:
-        """Estimated PSNR (dB) of the Bayes-fused output on held-out bands, by SURE with the learned noise model
-        (training.self_score); in real mode on the pixel-shuffled sub-images, before the guided filter."""
+    def score(self, crops: list[np.ndarray], sigma: float) -> float:
+        """Estimated PSNR (dB) of the Bayes-fused output on held-out bands, by SURE (training.self_score); in real
+        mode on the pixel-shuffled sub-images, before the guided filter. The risk is taken under one fixed noise level
+        ``sigma`` (0–255, the photos' blind estimate) for every checkpoint: the noise model changes as it learns, and
+        SURE under its own moving estimate ranked checkpoints by how it misread the noise rather than by quality."""
+        c = self.cfg.channels
         total, count = 0.0, 0
         for crop in crops:
             y = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(self.device)
@@ -221,10 +224,11 @@ class Stage1:
             else:
                 groups = torch.zeros(1, dtype=torch.long, device=self.device)
             mu, l_mu = self.dbsn(y)
-            sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
-            sure = sure_fusion(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
+            truth = (sigma / 255) ** 2 * torch.eye(c, device=self.device).expand(*y.shape[:1], *y.shape[2:], c, c)
+            sure = sure_fusion(y, mu, self.sigma_mu(l_mu, groups), lambda t: covariance(self.noise(t, groups)),
+                               self.cfg.gamma, truth=truth)
             total += float(sure.sum())
-            count += sure.numel() * self.cfg.channels
+            count += sure.numel() * c
         return psnr_of_mse(total / count)
 
     @torch.no_grad()
@@ -281,11 +285,12 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     opt = torch.optim.Adam([{"params": denoiser},
                             {"params": stage.noise.parameters(), "lr_mult": cfg.noise_lr}], lr=cfg.lr)
     reached = 0.0
+    noise_level = blind_sigma(images, cfg.mode)  # the noise model's start and the self-score's fixed noise
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
         reached = run.reached_progress()
     else:
-        stage.noise.init_sigma(blind_sigma(images, cfg.mode))
+        stage.noise.init_sigma(noise_level)
     census, unknown = camera_census(photos)
     run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg), "cameras": census,
                       "photos_without_camera": unknown})
@@ -307,7 +312,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     # the score counts from phase C on, when every part trains: before, the noise model has not learned yet
     train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
                description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0,
-               score=lambda: stage.score(held), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
+               score=lambda: stage.score(held, noise_level), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
                on_score=on_score)
 
     from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory

@@ -1,5 +1,5 @@
 """A reference-free score of a denoiser on held-out noisy crops: Stein's unbiased risk estimate (SURE) of its mean
-squared error, with the learned noise model standing in for the true noise, reported as an estimated PSNR (dB).
+squared error under an estimate of the noise, reported as an estimated PSNR (dB).
 
 For y = x + n with n ~ N(0, Σ), E‖f(y) − x‖² = E[‖f(y) − y‖² − tr Σ + 2 tr(Σ ∂f/∂y)] (Stein 1981; Eldar 2009 for a
 general Σ), so a denoiser can be scored on noisy photos alone. Stage 1's Bayes fusion has the divergence in closed
@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .likelihood import _vec, inv_det
+from .likelihood import bayes_fusion
 
 #: Scores are taken this often, as a fraction of the training budget.
 SCORE_EVERY = 0.05
@@ -63,16 +63,27 @@ def holdout(images: list[np.ndarray], rows: int, align: int = 1, share: float = 
     return train, held
 
 
-def sure_fusion(y: torch.Tensor, mu: torch.Tensor, sigma_mu: torch.Tensor, sigma_n: torch.Tensor) -> torch.Tensor:
-    """SURE of Bayes fusion x̂ = (Σμ+Σn)⁻¹(Σμ y + Σn μ) per pixel, summed over channels: ‖x̂ − y‖² − tr Σn + 2 tr(Σn B)
-    with B = (Σμ+Σn)⁻¹Σμ. Returns (N,H,W)."""
-    total_inv, _ = inv_det(sigma_mu + sigma_n)
-    b = total_inv @ sigma_mu
-    x = (b @ _vec(y) + (total_inv @ sigma_n) @ _vec(mu)).squeeze(-1)
-    residual = ((x - _vec(y).squeeze(-1)) ** 2).sum(-1)
+def sure_fusion(y: torch.Tensor, mu: torch.Tensor, sigma_mu: torch.Tensor,
+                noise_cov: Callable[[torch.Tensor], torch.Tensor], gamma: float = 1.0,
+                truth: torch.Tensor | None = None) -> torch.Tensor:
+    """SURE of Bayes fusion x̂ = (Σμ+γΣn)⁻¹(Σμ y + γΣn μ) per pixel, summed over channels: ‖x̂ − y‖² − tr Σn +
+    2 tr(Σn ∂x̂/∂y). μ and Σμ come from the blind spot and do not see the pixel; Σn = ``noise_cov(y)`` does (CNNest
+    reads the noisy value), so the divergence is taken by autograd through it, one backward pass per channel
+    (exact: CNNest is pixel-wise). The noise the risk is taken under is Σn itself unless ``truth`` (N,H,W,C,C) is
+    given. Returns (N,H,W)."""
+    y = y.detach().requires_grad_(True)
+    mu, sigma_mu = mu.detach(), sigma_mu.detach()
+    with torch.enable_grad():
+        sigma_n = noise_cov(y)
+        x = bayes_fusion(y, mu, sigma_mu, gamma * sigma_n)
+        c = y.shape[1]
+        rows = [torch.autograd.grad(x[:, k].sum(), y, retain_graph=k < c - 1)[0] for k in range(c)]
+    jac = torch.stack(rows, 1).permute(0, 3, 4, 1, 2)  # (N,H,W,out,in): ∂x̂_out/∂y_in
+    sigma_n = sigma_n.detach() if truth is None else truth
+    residual = ((x.detach() - y.detach()) ** 2).sum(1)
     trace_n = torch.diagonal(sigma_n, dim1=-2, dim2=-1).sum(-1)
-    trace_nb = (sigma_n * b.transpose(-1, -2)).sum((-1, -2))
-    return residual - trace_n + 2 * trace_nb
+    trace_nj = (sigma_n * jac.transpose(-1, -2)).sum((-1, -2))  # tr(Σn J) = Σ Σn ∘ Jᵀ
+    return residual - trace_n + 2 * trace_nj
 
 
 @torch.no_grad()
