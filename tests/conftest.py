@@ -94,3 +94,17 @@ def gray_fit(_gray_fit_once: Path, tmp_path: Path) -> Path:
     run = tmp_path / "run"
     shutil.copytree(_gray_fit_once, run)
     return run
+
+
+def toy_training(path: Path):
+    """A linear model, its Adam, a fresh run folder and a fixed regression batch: the smallest thing train_loop runs."""
+    import torch
+
+    from denoise_cli.training.runs import Run
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    run = Run(path / "run")
+    run.write_config({"x": 1})
+    return run, model, opt, torch.randn(64, 3), torch.randn(64, 1)

@@ -3,6 +3,7 @@ import torch
 
 from denoise_cli.training.runs import Budget, Run, parse_duration
 from denoise_cli.training.loop import REWARM_STEPS, cosine_lr, rewarm_lr, train_loop
+from conftest import toy_training
 
 
 def test_parse_duration():
@@ -28,12 +29,7 @@ def test_cosine_lr_endpoints():
 
 
 def test_training_resumes_where_it_stopped(tmp_path):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=0.1)
-    run = Run(tmp_path / "run")
-    run.write_config({"x": 1})
-    x, y = torch.randn(64, 3), torch.randn(64, 1)
+    run, model, opt, x, y = toy_training(tmp_path)
 
     def loss(_: int) -> torch.Tensor:
         return torch.nn.functional.mse_loss(model(x), y)

@@ -13,7 +13,7 @@ from denoise_cli.training.loop import train_loop
 from denoise_cli.training.runs import Budget, Run
 from denoise_cli.training.self_score import ScoreLog, holdout, length_note, mc_sure, sure_fusion
 
-from conftest import noisy_folder, run_cli
+from conftest import noisy_folder, run_cli, toy_training
 
 
 def _spd(n: int, scale: float, g: torch.Generator) -> torch.Tensor:
@@ -105,12 +105,7 @@ def test_score_log_keeps_the_best_stops_when_stale_and_says_when_still_improving
 def _toy(tmp_path, scores: list[float], iterations: int = 40, score_start: bool = False, counts_from: float = 0.0):
     """A linear model trained for ``iterations`` steps whose 'score' follows a script; returns (run, model, weights
     at each score)."""
-    torch.manual_seed(0)
-    model = torch.nn.Linear(3, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=0.1)
-    run = Run(tmp_path / "run")
-    run.write_config({"x": 1})
-    x, y = torch.randn(64, 3), torch.randn(64, 1)
+    run, model, opt, x, y = toy_training(tmp_path)
     seen = []
 
     def score() -> float:
