@@ -60,8 +60,8 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """The arithmetic for "auto": bf16 on a CPU with bf16 units, where it is 1.6–1.7× faster than fp32 and costs at
-    most 0.01 dB (benchmarks/precision.py); fp32 elsewhere. Any other name is returned as it is."""
+    """The arithmetic for "auto": bf16 on a CPU with bf16 units, where it is faster than fp32 and costs next to
+    nothing in PSNR (benchmarks/precision.py measures how much); fp32 elsewhere. Any other name is returned as it is."""
     if precision != "auto":
         return precision
     return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
