@@ -39,9 +39,13 @@ def store(model: Path, name: str | None, camera: str | None, isos: list[float] |
                        made_by=found.made_by, replace=replace)
 
 
+def iso_text(isos: list[float], none: str = "any ISO") -> str:
+    """A profile's ISOs for a line of text ("100, 3200"), or ``none`` when it has none."""
+    return ", ".join(f"{i:g}" for i in isos) or none
+
+
 def _line(p) -> str:
-    isos = ", ".join(f"{i:g}" for i in p.isos) or "any ISO"
-    return f"{p.name}: {p.camera}, ISO {isos}"
+    return f"{p.name}: {p.camera}, ISO {iso_text(p.isos)}"
 
 
 @app.command("add", cls=Command)
@@ -79,7 +83,7 @@ def profiles_list(as_json: Annotated[bool, flag("--json", help="Print JSON inste
     for col in ("name", "camera", "ISO", "noise σ at mid-gray", "made", "size"):
         table.add_column(col, no_wrap=col == "name")
     for p in profiles:
-        table.add_row(p.name, p.camera or "—", ", ".join(f"{i:g}" for i in p.isos) or "any",
+        table.add_row(p.name, p.camera or "—", iso_text(p.isos, "any"),
                       " / ".join(f"{s:.1f}" for s in p.sigma_mid) or "—", p.created[:10], f"{p.size / 1e6:.1f} MB")
     Console().print(table)
 
@@ -117,7 +121,7 @@ def profiles_export(
     p = get_profile(name)
     out = export_model(p.path, dest, name=p.name,
                        description=f"denoise-cli camera profile for {p.camera} (ISO "
-                                   f"{', '.join(f'{i:g}' for i in p.isos) or 'any'}), made by `adapt`")
+                                   f"{iso_text(p.isos, 'any')}), made by `adapt`")
     err.print(f"exported {name} to {out}; `denoise-cli profiles import {out / 'model.safetensors'}` stores it again")
 
 

@@ -283,10 +283,10 @@ def adapt(
                          on_image=lambda _: bar.advance(task))
     err.print(f"done: {_learned_line(done.report)}.")
     if profile and parallel.is_main():
-        from .profiles import store
+        from .profiles import iso_text, store
 
         p = store(run / "model", profile, camera, iso, replace=True)
-        isos = ", ".join(f"{i:g}" for i in p.isos) or "any ISO"
+        isos = iso_text(p.isos)
         err.print(f"stored as profile {p.name} ({p.camera}, {isos}): `denoise-cli denoise PHOTOS` now uses it for that "
                   "camera's photos")
     else:
