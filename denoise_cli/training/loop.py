@@ -45,7 +45,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                start_lr: float | None = None, score: Callable[[], float] | None = None,
                scores: ScoreLog | None = None,
                on_score: Callable[[int, float, dict[str, torch.nn.Module]], None] | None = None,
-               score_start: bool = False) -> ScoreLog | None:
+               score_start: bool = False) -> None:
     """Run optimisation steps until the budget is spent; resumable through ``run``.
 
     With ``score`` (a reference-free estimate of the output's PSNR, higher is better), the model is scored every
@@ -53,7 +53,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
     best counted score are kept (``run.save_best``) and put back in ``modules`` at the end, and training stops
     early once the score has stopped improving; ``on_score(step, score, modules)`` sees every score (benchmarks keep
     the weights there). ``score_start`` also scores the weights a new run starts from (a fine-tune's), which then
-    compete for best. Returns the score log (None without ``score``).
+    compete for best.
 
     The learning rate follows a cosine from lr0 over the budget, times ``lr_scale(progress)`` and a
     parameter group's own ``lr_mult`` where it sets one; a
@@ -71,7 +71,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         scores = ScoreLog(run.records())
     if score is not None and run.exists() and run.metadata().get("stopped") == "1":
         budget.stopped = True  # a run that stopped on its score has finished, whatever budget it is given now
-    next_score = (math.floor(budget.progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
+    next_score = _next_score(budget.progress)
     shown = ""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
@@ -100,7 +100,7 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
                 smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
                 if score is not None and parallel.is_main() and budget.progress >= min(next_score, 1.0) - 1e-9:
                     shown = _score_point(run, modules, budget, score, scores, on_score)
-                    next_score = (math.floor(budget.progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
+                    next_score = _next_score(budget.progress)
                 bar.update(task, completed=budget.progress * total,
                            info=f"step {budget.step} loss {smoothed:.4g}{shown}")
                 if budget.step % log_every == 0:
@@ -118,7 +118,11 @@ def train_loop(run: Run, modules: dict[str, torch.nn.Module], optimizer: torch.o
         run.load_best(modules)
     if scores is not None and ranks is not None:
         ranks.share_modules(modules)  # rank 0 kept the best weights: every rank goes on with them
-    return scores
+
+
+def _next_score(progress: float) -> float:
+    """The share of the budget at which the next score is due: the next multiple of SCORE_EVERY."""
+    return (math.floor(progress / SCORE_EVERY + 1e-9) + 1) * SCORE_EVERY
 
 
 def _score_point(run: Run, modules: dict[str, torch.nn.Module], budget: Budget, score: Callable[[], float],
