@@ -5,22 +5,17 @@ from __future__ import annotations
 import errno
 import io
 import os
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from ..errors import ImageError, OutputExistsError
 from .formats import WRITE_FORMATS
+from .png import encode_png
 from .photo import Photo, to_float, to_int
 
-#: zlib level for PNG: 1 writes a photo about 6× faster than Pillow's default 6, for files about 15 % larger
-#: (OpenCV's 16-bit PNG writer uses 1 as well).
-PNG_LEVEL = 1
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -51,8 +46,10 @@ def encode_image(photo: Photo, fmt: str, *, jpeg_quality: int = 95) -> bytes:
         photo.notices.append("JPEG has no alpha channel: alpha dropped")
     if alpha is not None:
         arr = np.concatenate([arr, to_int(alpha, bits)[..., None]], axis=2)
+    if fmt == "PNG":
+        return encode_png(arr, icc=photo.icc, exif=photo.exif)
     if bits == 16:
-        return _encode16(arr, fmt, photo)
+        return _encode_tiff16(arr, photo)
     im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     kwargs: dict = {}
     if photo.icc:
@@ -61,8 +58,6 @@ def encode_image(photo: Photo, fmt: str, *, jpeg_quality: int = 95) -> bytes:
         kwargs["exif"] = photo.exif
     if fmt == "JPEG":
         kwargs.update(quality=jpeg_quality, subsampling=0)
-    elif fmt == "PNG":
-        kwargs["compress_level"] = PNG_LEVEL
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
@@ -82,41 +77,18 @@ def _encode_float_tiff(photo: Photo) -> bytes:
     return buf.getvalue()
 
 
-def _encode16(arr: np.ndarray, fmt: str, photo: Photo) -> bytes:
-    if fmt == "TIFF":
-        import tifffile
+def _encode_tiff16(arr: np.ndarray, photo: Photo) -> bytes:
+    import tifffile
 
-        extratags = [(34675, 7, len(photo.icc), photo.icc, True)] if photo.icc else []
-        photometric = "minisblack" if arr.shape[2] <= 2 else "rgb"
-        extrasamples = ("unassalpha",) if arr.shape[2] in (2, 4) else None
-        buf = io.BytesIO()
-        tifffile.imwrite(buf, arr if arr.shape[2] > 1 else arr[..., 0], photometric=photometric,
-                         extrasamples=extrasamples, compression="zlib", extratags=extratags)
-        if photo.exif:
-            photo.notices.append("EXIF is not carried into 16-bit TIFF (ICC profile is)")
-        return buf.getvalue()
-    bgr = arr if arr.shape[2] in (1, 2) else arr[..., [2, 1, 0, 3][: arr.shape[2]]]
-    if arr.shape[2] == 2:  # gray+alpha: OpenCV has no such layout, write RGBA
-        bgr = np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2)
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise ImageError("PNG encoder failed")
-    return _png_add_chunks(buf.tobytes(), photo.icc, photo.exif)
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _png_add_chunks(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks after IHDR (OpenCV's PNG writer has no metadata options)."""
-    extra = b""
-    if icc:
-        extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
-    if exif:
-        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
-    end_ihdr = 8 + 8 + 13 + 4
-    return png[:end_ihdr] + extra + png[end_ihdr:]
+    extratags = [(34675, 7, len(photo.icc), photo.icc, True)] if photo.icc else []
+    photometric = "minisblack" if arr.shape[2] <= 2 else "rgb"
+    extrasamples = ("unassalpha",) if arr.shape[2] in (2, 4) else None
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr if arr.shape[2] > 1 else arr[..., 0], photometric=photometric,
+                     extrasamples=extrasamples, compression="zlib", extratags=extratags)
+    if photo.exif:
+        photo.notices.append("EXIF is not carried into 16-bit TIFF (ICC profile is)")
+    return buf.getvalue()
 
 
 def write_image(photo: Photo, path: str | os.PathLike, *, overwrite: bool = False) -> None:
