@@ -223,3 +223,16 @@ def test_write_errors_are_one_line_image_errors(tmp_path):
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(ImageError, match="is a folder"):
         write_image(photo, tmp_path / "dir.png", overwrite=True)
+
+
+def test_png_exif_after_the_pixels_is_found_without_decoding_twice():
+    from denoise_cli.io.png import encode_png
+
+    _, exif = _icc_and_exif()
+    data = encode_png(np.zeros((8, 8, 3), np.uint16), exif=exif)
+    start = data.index(b"eXIf") - 4  # move the chunk to just before IEND, where the PNG specification allows it too
+    n = int.from_bytes(data[start : start + 4], "big") + 12
+    chunk, rest = data[start : start + n], data[:start] + data[start + n :]
+    moved = rest[:-12] + chunk + rest[-12:]
+    assert moved.index(b"eXIf") > moved.index(b"IDAT")
+    assert b"TestCam" in read_image(moved).exif

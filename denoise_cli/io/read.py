@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -82,9 +83,26 @@ EXIF_IFD0_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298
 EXIF_SUB_IFDS = (0x8769, 0x8825)  # Exif, GPS
 
 
-def _photo_exif(im: Image.Image) -> bytes | None:
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    """The payload of a PNG file's first chunk of this kind, found by walking the chunk headers (nothing decoded)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == kind:
+            return data[pos + 8 : pos + 8 + n]
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return None
+        pos += 12 + n
+    return None
+
+
+def _photo_exif(im: Image.Image, data: bytes) -> bytes | None:
     """The photo's EXIF (camera, settings, dates, GPS) without the container's layout tags; None if there is none."""
     raw = im.info.get("exif")
+    if not raw and im.format == "PNG":  # an eXIf chunk after the pixels: Pillow would decode them all to find it
+        raw = _png_chunk(data, b"eXIf")
+        if not raw:
+            return None
     try:
         src = Image.Exif()
         if raw:
@@ -125,7 +143,7 @@ def _decode_pillow(im: Image.Image, data: bytes) -> Photo:
         if fmt == "TIFF" and not isinstance(e, SyntaxError):
             return _read_tifffile(data, 0)  # e.g. a compression Pillow lacks; tifffile says if it cannot either
         raise ImageError(f"truncated or corrupt image data ({e})") from None
-    exif = _photo_exif(im)
+    exif = _photo_exif(im, data)
     if arr is not None:
         alpha = arr[..., 3] if arr.shape[2] == 4 else None
         rgb = arr[..., 2::-1]  # BGR(A) → RGB
