@@ -151,3 +151,11 @@ def test_auto_precision_is_bf16_only_on_cpus_with_bf16_units(monkeypatch):
         assert Denoiser(tiny_model(), precision="auto").precision == expected
         assert devices.resolve_precision("auto", torch.device("cuda")) == "fp32"
         assert devices.resolve_precision("fp16", torch.device("cpu")) == "fp16"
+
+
+def test_the_cli_tiles_with_the_library_default_context():
+    import inspect
+
+    from denoise_cli.cli.denoise import denoise
+
+    assert inspect.signature(denoise).parameters["overlap"].default == DEFAULT_OVERLAP

@@ -2,9 +2,10 @@
 
 Tiles sit on a grid, each read with ``overlap`` pixels of context on every side. Outputs are blended across a narrow
 band (overlap/4) next to each tile's own pixels; the rest of the context is only context, so every pixel that counts
-has at least ¾·overlap of real neighbourhood, seams vanish and tiled output matches untiled to float precision. Tiles
-are processed row by row and each finished band of rows is written straight into the output array (float32, uint8 or
-uint16), so memory is the input, the output and one row of tiles — not several float copies of a large photo.
+has at least ¾·overlap of real neighbourhood and seams vanish: with 48 pixels of context the output is within 1.5 levels
+of 255 of an untiled run (usually far less), with 96 equal to float precision. Tiles are processed row by row and each
+finished band of rows is written straight into the output array (float32, uint8 or uint16), so memory is the input,
+the output and one row of tiles — not several float copies of a large photo.
 """
 
 from __future__ import annotations
@@ -71,36 +72,47 @@ def blend_tiles(fn: TileFn, src: np.ndarray, dst: np.ndarray, tile: int | None, 
         if on_tile:
             on_tile(passes, total)
         return
-    band = min(max(1, overlap // 4), overlap)  # rows of blending on each side of a tile's core
-    carry_acc = carry_wt = None
+    band = min(max(1, overlap // 4), overlap)  # pixels of blending on each side of a tile's core
+    # Weights are separable (a row ramp times a column ramp) and the tiles form a grid, so their sum at a pixel is
+    # the sum of the row ramps there times the sum of the column ramps: no per-tile weight images to add up.
+    cols = [_span(x0, w, tile, overlap, band) for x0 in range(0, w, tile)]
+    col_sum = np.zeros(w, np.float32)
+    for xa, xb, c0, c1, wx in cols:
+        col_sum[c0:c1] += wx
+    row_sum = np.zeros(h, np.float32)
+    rows = [_span(y0, h, tile, overlap, band) for y0 in range(0, h, tile)]
+    for ya, yb, r0, r1, wy in rows:
+        row_sum[r0:r1] += wy
+    carry = None
     done = 0
-    for y0 in range(0, h, tile):
-        lo, hi = max(0, y0 - band), min(h, y0 + tile + band)
+    for (ya, yb, lo, hi, wy), y0 in zip(rows, range(0, h, tile)):
         acc = np.zeros((hi - lo, w, dst.shape[2]), np.float32)
-        wt = np.zeros((hi - lo, w, 1), np.float32)
-        if carry_acc is not None:
-            acc[: len(carry_acc)] = carry_acc
-            wt[: len(carry_wt)] = carry_wt
-        ya, yb = max(0, y0 - overlap), min(h, y0 + tile + overlap)
-        wy = _ramp(yb - ya, y0 - ya, yb - min(h, y0 + tile), overlap)[lo - ya : hi - ya]
-        for x0 in range(0, w, tile):
-            xa, xb = max(0, x0 - overlap), min(w, x0 + tile + overlap)
-            res = fn(_floats(src[ya:yb, xa:xb]))[lo - ya : hi - ya]
-            wx = _ramp(xb - xa, x0 - xa, xb - min(w, x0 + tile), overlap)
-            weight = (wy[:, None] * wx[None, :])[..., None]
-            res *= weight
-            acc[:, xa:xb] += res
-            wt[:, xa:xb] += weight
+        if carry is not None:
+            acc[: len(carry)] = carry
+        for xa, xb, c0, c1, wx in cols:
+            res = fn(_floats(src[ya:yb, xa:xb]))[lo - ya : hi - ya, c0 - xa : c1 - xa]
+            res *= wy[:, None, None]
+            res *= wx[None, :, None]
+            acc[:, c0:c1] += res
             done += passes
             if on_tile:
                 on_tile(done, total)
         final = (y0 + tile - band if y0 + tile < h else hi) - lo  # rows no later tile row writes to
         out = acc[:final]
-        out /= wt[:final]
+        out /= row_sum[lo : lo + final, None, None]
+        out /= col_sum[None, :, None]
         if strength != 1.0:
             _soften(out, src[lo : lo + final], strength)
         _store(dst, slice(lo, lo + final), out)
-        carry_acc, carry_wt = acc[final:].copy(), wt[final:].copy()
+        carry = acc[final:].copy()
+
+
+def _span(start: int, n: int, tile: int, overlap: int, band: int) -> tuple[int, int, int, int, np.ndarray]:
+    """One tile's extent along an axis: the window read (with context), the part that gets weight (core and blending
+    bands), and that part's weights."""
+    a, b = max(0, start - overlap), min(n, start + tile + overlap)
+    lo, hi = max(0, start - band), min(n, start + tile + band)
+    return a, b, lo, hi, _ramp(b - a, start - a, b - min(n, start + tile), overlap)[lo - a : hi - a]
 
 
 def _soften(estimate: np.ndarray, src: np.ndarray, strength: float) -> None:
