@@ -44,7 +44,7 @@ def denoise(
     tile: Annotated[Optional[int], typer.Option(
         min=0, metavar="PIXELS", help="Tile side; 0 never tiles \\[default: auto: 1024 for images over 1 MP on the "
                                       "CPU; on a CUDA GPU whole images while they fit in half its free memory].")] = None,
-    overlap: Annotated[int, typer.Option(min=0, metavar="PIXELS", help="Context pixels around each tile.")] = 96,
+    overlap: Annotated[int, typer.Option(min=0, metavar="PIXELS", help="Context pixels around each tile: 48 keeps the result within 1.5 levels of 255 of an untiled run; 96 makes it exact.")] = 48,
     ensemble: EnsembleOpt = False,
     recursive: Annotated[bool, flag("--recursive", "-r", help="Descend into sub-folders.")] = False,
     overwrite: Annotated[bool, flag("--overwrite", help="Replace existing outputs (inputs are never replaced).")] = False,
@@ -69,7 +69,8 @@ def denoise(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..inference.batch import StdoutClosed, gather, parse_shard, plan, run_batch, skip_done, summary_line
+    from ..inference.batch import (StdoutClosed, gather, parse_shard, plan, read_ahead, run_batch, skip_done,
+                                   summary_line)
     from ..inference.batch import shard as take_shard
     from ..inference.distributed import torchrun_launch
     from ..registry.weights import used_weights
@@ -109,6 +110,7 @@ def denoise(
         for j in jobs:
             err.print(f"[bold red]error:[/] {j.source}: {j.error}")
         raise typer.Exit(EXIT_FAILED)
+    first = read_ahead(jobs[0], overwrite, int(max_pixels * 1e6)) if jobs else None  # decoded while torch loads
     from ..api import load_denoiser  # torch is imported here, once there is work to do
     from ..registry.profiles import list_profiles
 
@@ -147,7 +149,7 @@ def denoise(
 
         try:
             for res in run_batch(denoiser, jobs, overwrite=overwrite, stdout_format=fmt or "png",
-                                 max_pixels=int(max_pixels * 1e6), on_start=on_start, on_tile=on_tile):
+                                 max_pixels=int(max_pixels * 1e6), on_start=on_start, on_tile=on_tile, first=first):
                 results.append(res)
                 name = "stdin" if res.source == STDIO else res.source
                 if not res.ok:

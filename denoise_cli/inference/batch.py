@@ -177,19 +177,33 @@ def output_suffix(source: Path, stdin: bool = False) -> str:
 OVERLAP_MAX_PIXELS = 8_000_000
 
 
+def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> Future | None:
+    """Start decoding a job's photo on a helper thread, e.g. the first one while PyTorch and the model load (decoders
+    release the GIL); hand the result to :func:`run_batch` as ``first``. Standard input is not read ahead: a batch
+    that fails to start must not wait for it."""
+    if job.source == STDIO:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+    try:
+        return pool.submit(_load, job, overwrite, max_pixels)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int, str | None], None] | None = None,
-              on_tile: Callable[[int, int], None] | None = None) -> Iterator[Result]:
+              on_tile: Callable[[int, int], None] | None = None, first: Future | None = None) -> Iterator[Result]:
     """Each job's Result, in order. While one photo is denoised the next is read and the one before is written, on
     two helper threads (decoding and encoding release the GIL), so small files cost little more than the network;
     photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i, weights)`` is called when job i starts denoising
     (``weights``: what a ModelChoice picked for it, else None). An
     interrupt lets a write in progress finish (outputs stay whole) and stops. With a ModelChoice each photo is
-    denoised by the model it picks, and its Result says which."""
+    denoised by the model it picks, and its Result says which. ``first``: the first job as :func:`read_ahead` started
+    it, with the same ``overwrite`` and ``max_pixels``."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         behind: tuple[Result, Future | None] | None = None  # the job being written, and its write
-        ahead = reader.submit(_load, jobs[0], overwrite, max_pixels) if jobs else None
+        ahead = first or (reader.submit(_load, jobs[0], overwrite, max_pixels) if jobs else None)
         for i, job in enumerate(jobs):
             res, photo = ahead.result()
             big = photo is not None and photo.pixels.shape[0] * photo.pixels.shape[1] > OVERLAP_MAX_PIXELS
