@@ -1,12 +1,13 @@
 """Speed and memory of `denoise`: the network alone next to the whole command, per image size and precision.
 
-    python -m benchmarks.speed                 # 512² batch, 2048², 24 MP (8- and 16-bit), start-up; results/speed.md
+    python -m benchmarks.speed                 # 512² batches, 2048², 24 MP (8- and 16-bit), start-up; results/speed.md
     python -m benchmarks.speed --quick         # 512² and 2048² only
     python -m benchmarks.speed --bm3d          # also CBM3D on one 512² image, for scale
 
 For each size and precision: forward-only MP/s (the network on tensors, tiled as `denoise` tiles), and end to end
 (a fresh `denoise-cli denoise` process on PNG files: start-up, decoding, tiling, encoding, writing) with its peak RSS.
-The overhead is the gap between the two. Start-up: `--help`, `weights list` and a missing-file error, which answer
+The overhead is the gap between the two; for 512² files the rate per file in a long batch is also given (the
+difference between a 64-file and a 16-file batch, which cancels start-up). Start-up: `--help`, `weights list` and a missing-file error, which answer
 without loading PyTorch. Numbers are medians after a warm-up; the table names the machine.
 """
 
@@ -126,7 +127,7 @@ def main() -> None:
     args = ap.parse_args()
 
     precisions = ["fp32"] + (["bf16"] if cpu_has_bf16() else [])
-    cases = [("512² × 16 files", 512, 512, 16, 8), ("2048²", 2048, 2048, 1, 8)]
+    cases = [("512² × 16 files", 512, 512, 16, 8), ("512² × 64 files", 512, 512, 64, 8), ("2048²", 2048, 2048, 1, 8)]
     if not args.quick:
         cases += [("24 MP (6000×4000), 8-bit", 4000, 6000, 1, 8), ("24 MP (6000×4000), 16-bit", 4000, 6000, 1, 16)]
     rows = []
@@ -138,6 +139,11 @@ def main() -> None:
     for row, (label, h, w, files, bits) in zip(rows, [c for c in cases for _ in precisions]):
         row["forward_mp_per_s"] = forward_mp_per_s(h, w, row["precision"], 1 if h * w > 4e6 else args.repeats)
         row["share_of_forward"] = row["mp_per_s"] / row["forward_mp_per_s"]
+    for precision in precisions:  # a long batch's rate per file: the 48 files that 64 has more than 16
+        few, many = (next(r for r in rows if r["case"] == f"512² × {n} files" and r["precision"] == precision)
+                     for n in (16, 64))
+        many["per_file_mp_per_s"] = 48 * 512 * 512 / 1e6 / (many["seconds"] - few["seconds"])
+        many["per_file_share"] = many["per_file_mp_per_s"] / many["forward_mp_per_s"]
     starts = startup(args.repeats)
     bm3d_seconds = None
     if args.bm3d:
@@ -153,6 +159,9 @@ def main() -> None:
              "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['case']} | {r['precision']} | {r['forward_mp_per_s']:.2f} | {r['mp_per_s']:.2f} | "
               f"{100 * r['share_of_forward']:.0f} % | {r['seconds']:.1f} | {r['rss_gib']:.2f} |" for r in rows]
+    lines += ["", "In a long batch of 512² files (the 48 files that 64 has more than 16, so start-up cancels out): "
+              + ", ".join(f"{r['precision']} {r['per_file_mp_per_s']:.2f} MP/s, {100 * r['per_file_share']:.0f} % of the "
+                          "network alone" for r in rows if "per_file_mp_per_s" in r) + "."]
     lines += ["", "Whole command: a fresh process, start-up, PNG decoding and encoding included. Start-up alone: "
               + ", ".join(f"`{k}` {v:.2f} s" for k, v in starts.items()) + "."]
     if bm3d_seconds:
