@@ -39,6 +39,7 @@ from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
 from .noise_estimate import calibrated_noise
+from .noise_levels import NoiseLevels
 from .self_score import ScoreLog, holdout, psnr_of_mse, sure_fusion
 
 if TYPE_CHECKING:
@@ -127,6 +128,14 @@ def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
     return float(np.median(est))
 
 
+def score_levels(images: list[np.ndarray], mode: Mode) -> NoiseLevels:
+    """The noise level function the self-score takes its risk under, from the noisy images alone; in real mode on
+    their pixel-shuffled sub-images, where stage 1 works and the score is taken."""
+    if mode == "real":
+        images = [im[i::FACTOR, j::FACTOR] for im in images for i in range(FACTOR) for j in range(FACTOR)]
+    return NoiseLevels.estimate(images)
+
+
 def auto_mode(photos: list[Photo]) -> tuple[Mode, int]:
     """Colour photos → real mode (demosaicked noise); gray → synthetic mode."""
     channels = 3 if any(p.channels == 3 for p in photos) else 1
@@ -210,11 +219,12 @@ class Stage1:
         return self.cfg.patch * FACTOR if self.cfg.mode == "real" else 2 * self.cfg.patch
 
     @torch.no_grad()
-    def score(self, crops: list[np.ndarray], sigma: float) -> float:
+    def score(self, crops: list[np.ndarray], levels: NoiseLevels) -> float:
         """Estimated PSNR (dB) of the Bayes-fused output on held-out bands, by SURE (training.self_score); in real
-        mode on the pixel-shuffled sub-images, before the guided filter. The risk is taken under one fixed noise level
-        ``sigma`` (0–255, the photos' blind estimate) for every checkpoint: the noise model changes as it learns, and
-        SURE under its own moving estimate ranked checkpoints by how it misread the noise rather than by quality."""
+        mode on the pixel-shuffled sub-images, before the guided filter. The risk is taken under the photos' own
+        noise level function (:func:`score_levels`), the same for every checkpoint: the noise model changes as it
+        learns, and SURE under its own moving estimate ranked checkpoints by how it misread the noise rather than by
+        quality."""
         c = self.cfg.channels
         total, count = 0.0, 0
         for crop in crops:
@@ -224,9 +234,8 @@ class Stage1:
             else:
                 groups = torch.zeros(1, dtype=torch.long, device=self.device)
             mu, l_mu = self.dbsn(y)
-            truth = (sigma / 255) ** 2 * torch.eye(c, device=self.device).expand(*y.shape[:1], *y.shape[2:], c, c)
             sure = sure_fusion(y, mu, self.sigma_mu(l_mu, groups), lambda t: covariance(self.noise(t, groups)),
-                               self.cfg.gamma, truth=truth)
+                               self.cfg.gamma, truth=levels.covariance(y))
             total += float(sure.sum())
             count += sure.numel() * c
         return psnr_of_mse(total / count)
@@ -285,7 +294,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     opt = torch.optim.Adam([{"params": denoiser},
                             {"params": stage.noise.parameters(), "lr_mult": cfg.noise_lr}], lr=cfg.lr)
     reached = 0.0
-    noise_level = blind_sigma(images, cfg.mode)  # the noise model's start and the self-score's fixed noise
+    noise_level = blind_sigma(images, cfg.mode)  # where the noise model starts
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
         reached = run.reached_progress()
@@ -302,6 +311,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         return max(p, reached)
 
     train_images, held = holdout(images, stage.holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
+    levels = score_levels(images, cfg.mode)  # the self-score's fixed reference noise
 
     objective = parallel.wrap(Objective(stage))
 
@@ -312,7 +322,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     # the score counts from phase C on, when every part trains: before, the noise model has not learned yet
     train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
                description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0,
-               score=lambda: stage.score(held, noise_level), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
+               score=lambda: stage.score(held, levels), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
                on_score=on_score)
 
     from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory
