@@ -27,7 +27,7 @@ from denoise_cli.evaluation.scoring import synthetic_pairs
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.distill import DistillConfig, distill, saved_distill_config
-from denoise_cli.training.fit import FitConfig, Stage1, blind_sigma, fit, load_noisy, saved_config
+from denoise_cli.training.fit import FitConfig, Stage1, fit, load_noisy, saved_config, score_levels
 from denoise_cli.training.pixel_shuffle import FACTOR
 from denoise_cli.training.self_score import ScoreLog, holdout
 from denoise_cli.training.fit_run import FitRun
@@ -171,8 +171,8 @@ def run_case(case: str, budget: str, distill_budget: str | None, images: int | N
     if rescore:
         images = [to_channels(p.pixels, cfg.channels) for p in load_noisy(noisy)[1]]
         _, held = holdout(images, Stage1(cfg, device).holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
-        sigma = blind_sigma(images, cfg.mode)
-        score_of = lambda state: loaded(state).score(held, sigma)  # noqa: E731
+        levels = score_levels(images, cfg.mode)
+        score_of = lambda state: loaded(state).score(held, levels)  # noqa: E731
     result = {"case": case, "fit_budget": budget, "rescored": rescore,
               "fit": evaluate_stage(fit_run, snaps, cfg.phase_c, lambda st: loaded(st).denoise, noisy, refs,
                                     eval_images, score_of)}
