@@ -7,8 +7,8 @@
 For each size and precision: forward-only MP/s (the network on tensors, tiled as `denoise` tiles), and end to end
 (a fresh `denoise-cli denoise` process on PNG files: start-up, decoding, tiling, encoding, writing) with its peak RSS.
 The overhead is the gap between the two; for 512² files the rate per file in a long batch is also given (the
-difference between a 64-file and a 16-file batch, which cancels start-up). Start-up: `--help`, `weights list` and a missing-file error, which answer
-without loading PyTorch. Numbers are medians after a warm-up; the table names the machine.
+difference between a 64-file and a 16-file batch, which cancels start-up). Start-up: `--help`, `weights list` and a
+missing-file error, which answer without loading PyTorch. Numbers are medians after a warm-up; the table names the machine.
 """
 
 from __future__ import annotations
