@@ -79,6 +79,7 @@ def blend_tiles(fn: TileFn, src: np.ndarray, dst: np.ndarray, tile: int | None, 
     col_sum = np.zeros(w, np.float32)
     for xa, xb, c0, c1, wx in cols:
         col_sum[c0:c1] += wx
+    uneven = np.flatnonzero(col_sum != 1)  # columns where tiles overlap
     row_sum = np.zeros(h, np.float32)
     rows = [_span(y0, h, tile, overlap, band) for y0 in range(0, h, tile)]
     for ya, yb, r0, r1, wy in rows:
@@ -91,20 +92,32 @@ def blend_tiles(fn: TileFn, src: np.ndarray, dst: np.ndarray, tile: int | None, 
             acc[: len(carry)] = carry
         for xa, xb, c0, c1, wx in cols:
             res = fn(_floats(src[ya:yb, xa:xb]))[lo - ya : hi - ya, c0 - xa : c1 - xa]
-            res *= wy[:, None, None]
-            res *= wx[None, :, None]
+            _scale_edges(res, wy, 0)  # the weights are 1 on the tile's core: only its edges need scaling
+            _scale_edges(res, wx, 1)
             acc[:, c0:c1] += res
             done += passes
             if on_tile:
                 on_tile(done, total)
         final = (y0 + tile - band if y0 + tile < h else hi) - lo  # rows no later tile row writes to
         out = acc[:final]
-        out /= row_sum[lo : lo + final, None, None]
-        out /= col_sum[None, :, None]
+        _scale_edges(out, 1 / row_sum[lo : lo + final], 0)
+        out[:, uneven] /= col_sum[uneven, None]
         if strength != 1.0:
             _soften(out, src[lo : lo + final], strength)
         _store(dst, slice(lo, lo + final), out)
         carry = acc[final:].copy()
+
+
+def _scale_edges(a: np.ndarray, weights: np.ndarray, axis: int) -> None:
+    """a *= weights along axis (0 rows, 1 columns), touching only the leading and trailing runs where weights ≠ 1
+    (the whole array when no weight is 1)."""
+    ones = np.flatnonzero(weights == 1)
+    first, last = (ones[0], ones[-1] + 1) if ones.size else (len(weights), len(weights))
+    shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
+    for part in (slice(0, first), slice(last, len(weights))):
+        if part.start < part.stop:
+            view = a[part] if axis == 0 else a[:, part]
+            view *= weights[part].reshape(shape)
 
 
 def _span(start: int, n: int, tile: int, overlap: int, band: int) -> tuple[int, int, int, int, np.ndarray]:
