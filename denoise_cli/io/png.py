@@ -42,11 +42,11 @@ def _filtered_rows(arr: np.ndarray) -> np.ndarray:
 
 def _band(rows: np.ndarray, level: int, last: bool) -> tuple[np.ndarray, bytes]:
     """A band of rows filtered and deflated as raw deflate; a band that is not the last ends on a byte boundary (sync
-    flush) so the next can follow it. 16-bit rows are deflated with run-length matching only: their low bytes are
-    noise, where searching for longer matches costs twice the time and saves nothing."""
+    flush) so the next can follow it. Deflate looks for run-length matches only: on filtered photographs that is 1.5×
+    (8-bit) to 2.4× (16-bit, whose low bytes are noise) faster than a full search, for files 5 % larger (8-bit) or no
+    larger (16-bit)."""
     data = _filtered_rows(rows)
-    strategy = zlib.Z_RLE if rows.dtype == np.uint16 else zlib.Z_DEFAULT_STRATEGY
-    z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
+    z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_RLE)
     return data, z.compress(data) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
