@@ -236,3 +236,16 @@ def test_png_exif_after_the_pixels_is_found_without_decoding_twice():
     moved = rest[:-12] + chunk + rest[-12:]
     assert moved.index(b"eXIf") > moved.index(b"IDAT")
     assert b"TestCam" in read_image(moved).exif
+
+
+@pytest.mark.parametrize("bits", [16])  # 8-bit TIFFs are Pillow's, uncompressed
+def test_tiffs_are_written_in_predicted_strips_that_read_back_exactly(bits):
+    import tifffile
+
+    rng = np.random.default_rng(2)
+    top = 2**bits - 1
+    px = (rng.integers(0, top + 1, (150, 40, 3)) / top).astype(np.float32)  # 150 rows: three strips of 64
+    data = encode_image(Photo(px, bits), "TIFF")
+    page = tifffile.TiffFile(pyio.BytesIO(data)).pages[0]
+    assert page.predictor == 2 and len(page.dataoffsets) == 3
+    assert np.abs(read_image(data).pixels - px).max() < 1e-6
