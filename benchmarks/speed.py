@@ -25,11 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the network alone runs as `denoise` runs it (cli/denoise.py)
 
-from denoise_cli.api import load_denoiser
-from denoise_cli.inference.devices import cpu_has_bf16
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from denoise_cli.api import load_denoiser  # noqa: E402
+from denoise_cli.inference.devices import cpu_has_bf16  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]

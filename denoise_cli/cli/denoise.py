@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -111,6 +112,10 @@ def denoise(
             err.print(f"[bold red]error:[/] {j.source}: {j.error}")
         raise typer.Exit(EXIT_FAILED)
     first = read_ahead(jobs[0], overwrite, int(max_pixels * 1e6)) if jobs else None  # decoded while torch loads
+    # Photos are decoded and encoded on helper threads beside the network: OpenMP threads that sleep between parallel
+    # regions instead of spinning leave them the cores (about 8 % faster on a batch of small files, on 2 cores).
+    # Read once, when PyTorch loads; a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..api import load_denoiser  # torch is imported here, once there is work to do
     from ..registry.profiles import list_profiles
 
