@@ -24,6 +24,11 @@ _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → PNG colour type (gray, gr
 _IDAT_BYTES = 1 << 22  # pixel data is split into chunks of this size, as encoders usually do
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the platform says, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
 
@@ -81,7 +86,7 @@ def encode_png(arr: np.ndarray, *, icc: bytes | None = None, exif: bytes | None 
     if arr.dtype not in (np.uint8, np.uint16) or c not in _COLOR_TYPE:
         raise ValueError(f"PNG holds 1–4 channels of uint8 or uint16, not {c} of {arr.dtype}")
     if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = usable_cores()
     header = struct.pack(">IIBBBBB", w, h, 8 * arr.dtype.itemsize, _COLOR_TYPE[c], 0, 0, 0)
     out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header)]
     if icc:

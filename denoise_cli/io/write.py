@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..errors import ImageError, OutputExistsError
 from .formats import WRITE_FORMATS
-from .png import encode_png
+from .png import encode_png, usable_cores
 from .photo import Photo, to_float, to_int
 
 _UMASK = os.umask(0)
@@ -66,8 +66,7 @@ def encode_image(photo: Photo, fmt: str, *, jpeg_quality: int = 95) -> bytes:
 def _tiff_compression(arr: np.ndarray) -> dict:
     """Deflate in strips of 64 rows compressed on all cores, at zlib level 1; integer pixels with the horizontal
     difference predictor (TIFF's own, read by every TIFF reader), which makes 16-bit photos smaller."""
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    args = {"compression": "zlib", "compressionargs": {"level": 1}, "rowsperstrip": 64, "maxworkers": workers}
+    args = {"compression": "zlib", "compressionargs": {"level": 1}, "rowsperstrip": 64, "maxworkers": usable_cores()}
     if arr.dtype.kind in "ui":
         args["predictor"] = True
     return args
