@@ -63,41 +63,32 @@ def encode_image(photo: Photo, fmt: str, *, jpeg_quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
-def _tiff_compression(arr: np.ndarray) -> dict:
-    """Deflate in strips of 64 rows compressed on all cores, at zlib level 1; integer pixels with the horizontal
-    difference predictor (TIFF's own, read by every TIFF reader), which makes 16-bit photos smaller."""
-    args = {"compression": "zlib", "compressionargs": {"level": 1}, "rowsperstrip": 64, "maxworkers": usable_cores()}
-    if arr.dtype.kind in "ui":
-        args["predictor"] = True
-    return args
-
-
-def _encode_float_tiff(photo: Photo) -> bytes:
+def _tiff_bytes(arr: np.ndarray, icc: bytes | None) -> bytes:
+    """H×W×C pixels (integer or float) as TIFF bytes with the ICC profile: deflate at zlib level 1 in strips of 64 rows
+    compressed on all cores, integer pixels with the horizontal difference predictor (TIFF's own, read by every TIFF
+    reader), which makes 16-bit photos smaller."""
     import tifffile
 
-    arr = np.clip(to_float(photo.pixels), 0, 1)
-    if photo.alpha is not None:
-        arr = np.concatenate([arr, to_float(photo.alpha)[..., None]], axis=2)
-    extratags = [(34675, 7, len(photo.icc), photo.icc, True)] if photo.icc else []
+    extratags = [(34675, 7, len(icc), icc, True)] if icc else []
     buf = io.BytesIO()
     tifffile.imwrite(buf, arr if arr.shape[2] > 1 else arr[..., 0], photometric="minisblack" if arr.shape[2] <= 2 else "rgb",
                      extrasamples=("unassalpha",) if arr.shape[2] in (2, 4) else None, extratags=extratags,
-                     **_tiff_compression(arr))
+                     compression="zlib", compressionargs={"level": 1}, rowsperstrip=64, maxworkers=usable_cores(),
+                     predictor=arr.dtype.kind in "ui")
     return buf.getvalue()
+
+
+def _encode_float_tiff(photo: Photo) -> bytes:
+    arr = np.clip(to_float(photo.pixels), 0, 1)
+    if photo.alpha is not None:
+        arr = np.concatenate([arr, to_float(photo.alpha)[..., None]], axis=2)
+    return _tiff_bytes(arr, photo.icc)
 
 
 def _encode_tiff16(arr: np.ndarray, photo: Photo) -> bytes:
-    import tifffile
-
-    extratags = [(34675, 7, len(photo.icc), photo.icc, True)] if photo.icc else []
-    photometric = "minisblack" if arr.shape[2] <= 2 else "rgb"
-    extrasamples = ("unassalpha",) if arr.shape[2] in (2, 4) else None
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, arr if arr.shape[2] > 1 else arr[..., 0], photometric=photometric,
-                     extrasamples=extrasamples, extratags=extratags, **_tiff_compression(arr))
     if photo.exif:
         photo.notices.append("EXIF is not carried into 16-bit TIFF (ICC profile is)")
-    return buf.getvalue()
+    return _tiff_bytes(arr, photo.icc)
 
 
 def write_image(photo: Photo, path: str | os.PathLike, *, overwrite: bool = False) -> None:
