@@ -294,12 +294,11 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     opt = torch.optim.Adam([{"params": denoiser},
                             {"params": stage.noise.parameters(), "lr_mult": cfg.noise_lr}], lr=cfg.lr)
     reached = 0.0
-    noise_level = blind_sigma(images, cfg.mode)  # where the noise model starts
     if run.exists():
         budget.resume(*run.load(stage.modules, opt))
         reached = run.reached_progress()
     else:
-        stage.noise.init_sigma(noise_level)
+        stage.noise.init_sigma(blind_sigma(images, cfg.mode))  # where a new noise model starts
     census, unknown = camera_census(photos)
     run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg), "cameras": census,
                       "photos_without_camera": unknown})
