@@ -134,6 +134,29 @@ def test_fit_color_real_mode(tmp_path):
     assert set(report["correlated"]["correlations"]) == {"horizontal", "vertical", "channels"}
     assert sum(sum(c) for c in report["pixels_on_images"]["group0"]) == 32 * 32 * 3 * 2  # 2 images, ¼ of 64² each
     assert read_image(run / "denoised" / "n1.png").pixels.shape == (64, 64, 3)
+    # auto fusion: both scored on the held-out band, the better one kept, named in the report and used again on reload
+    assert set(report["fusion"]["scores_db"]) == {"bayes", "local"}
+    chosen = max(report["fusion"]["scores_db"], key=report["fusion"]["scores_db"].get)
+    assert report["fusion"]["chosen"] == chosen == stage.fusion
+    assert stage.levels is not None and stage.levels.sigmas.shape == (3, 16)
+
+
+def test_a_fixed_fusion_is_the_only_one_scored_and_used(tmp_path):
+    d = noisy_folder(tmp_path, 3)
+    run = tmp_path / "run"
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16",
+                "--fusion", "local")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((run / "noise_report.json").read_text())
+    assert report["fusion"]["chosen"] == "local" and set(report["fusion"]["scores_db"]) == {"local"}
+    stage = FitRun(run).stage1(torch.device("cpu"))
+    y = read_image(d / "n0.png").pixels
+    assert stage.fusion == "local"
+    out = stage.denoise(y)
+    stage.fusion = "bayes"
+    assert abs(stage.denoise(y) - out).max() > 1e-3  # the choice changes the result
+    assert run_cli("fit", str(d), "--run", str(tmp_path / "x"), "--iterations", "1",
+                   "--fusion", "median").returncode == 2
 
 
 def test_a_real_mode_exact_run_saves_and_resumes_its_per_group_sigma_mu(tmp_path):

@@ -20,6 +20,12 @@ def test_a_version_1_fit_config_gets_the_settings_it_trained_with(tmp_path):
     assert (cfg.phase_b, cfg.phase_c, cfg.noise_lr, cfg.group_sigma_mu) == (0.4, 0.7, 1.0, False)
 
 
+def test_a_version_2_fit_config_fuses_as_it_did():
+    assert migrate({"stage": "fit", "mode": "real", "channels": 3, "config_version": 2})["fusion"] == "bayes"
+    assert migrate({"stage": "fit", "mode": "real", "channels": 3, "config_version": 3, "fusion": "auto"})["fusion"] == "auto"
+    assert "fusion" not in migrate({"stage": "distill", "fit_run": "f", "config_version": 2})
+
+
 def test_a_version_1_distill_config_reads_the_noise_as_the_paper_did(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"stage": "distill", "fit_run": "f", "clean_dir": "c",
                                                       "noise_scale": [0.9, 1.1]}))

@@ -108,6 +108,10 @@ def fit(
     sigma_mu_start: Annotated[Literal["auto", "small", "large"], typer.Option(
         help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start), large, or auto (small "
              "in real mode, large in synthetic mode).")] = "auto",
+    fusion: Annotated[Literal["auto", "bayes", "local"], typer.Option(
+        help="How the result weighs your photo against the blind-spot estimate: bayes (the paper's eq. 9, by the "
+             "learned uncertainties), local (by how far the two differ nearby, against the photos' measured noise "
+             "level), or auto (whichever the self-score rates higher; the noise report names the choice).")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
@@ -116,7 +120,7 @@ def fit(
 
     Writes RUN/denoised/ (stage-1 results), the learned noise model and RUN/noise_report.png (noise level against brightness, and how it is correlated). Ctrl-C saves a checkpoint; --resume continues.
 
-    A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE with the learned noise) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
+    A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE under the photos' measured noise level) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -137,7 +141,7 @@ def fit(
         cfg = config_for(photos, mode, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed, gamma=gamma,
                          guide=guide, ring_skip=ring_skip, noise_cov=None if noise_cov == "auto" else noise_cov,
                          noise_lr=noise_lr, likelihood=None if likelihood == "auto" else likelihood,
-                         sigma_mu_start=None if sigma_mu_start == "auto" else sigma_mu_start)
+                         sigma_mu_start=None if sigma_mu_start == "auto" else sigma_mu_start, fusion=fusion)
     kind = "colour photos, real-camera mode" if cfg.mode == "real" else f"{'colour' if cfg.channels == 3 else 'gray'} " \
                                                                         "images, per-pixel noise"
     count = f"{len(photos)} " if photos else ""

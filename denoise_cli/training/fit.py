@@ -29,6 +29,7 @@ from ..inference.tiles import tiled
 from ..io import Photo, list_images, read_named, to_channels, write_image
 from ..models.cholesky import covariance
 from .likelihood import bayes_fusion, constrained_nll, gaussian_nll
+from .local_fusion import local_fusion
 from ..models.correlated_noise import report_section, save_noise
 from ..models.dbsn import ARCHS, DBSN, DBSNConfig, GroupScale
 from ..models.cnnest import NoiseModel
@@ -81,6 +82,9 @@ class FitConfig:
     # Σμ at the start of phase B (models.dbsn.SIGMA_MU_START). None: small in real mode (starting large let the exact
     # likelihood's Σn collapse), large in synthetic mode
     sigma_mu_start: Literal["large", "small"] | None = None
+    # how x̂ combines y and μ: eq. 9's Bayes fusion, local fusion (training.local_fusion), or whichever the self-score
+    # rates higher on the held-out bands once training ends
+    fusion: Literal["auto", "bayes", "local"] = "auto"
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and self.noise_lr > 0 and self.gamma >= 0):
@@ -154,7 +158,8 @@ def describe(cfg: FitConfig) -> str:
     """The settings that shape a fit, in one line (for --verbose and the logs)."""
     return (f"{cfg.mode} mode, {cfg.channels} channel(s), D-BSN {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
             f"lr {cfg.lr:g}, {cfg.noise_cov} noise covariance (lr ×{cfg.noise_lr:g}), {cfg.likelihood} likelihood, "
-            f"Σμ starting {cfg.sigma_mu_start}, phases at {cfg.phase_b:g}/{cfg.phase_c:g} of the budget")
+            f"Σμ starting {cfg.sigma_mu_start}, phases at {cfg.phase_b:g}/{cfg.phase_c:g} of the budget, "
+            f"{cfg.fusion} fusion")
 
 
 class Objective(torch.nn.Module):
@@ -179,6 +184,13 @@ class Stage1:
                                      sigma_mu_start=cfg.sigma_mu_start)).to(device)
         self.noise = NoiseModel(cfg.channels, cfg.groups, cfg.noise_cov == "diagonal").to(device)
         self.mu_scale = GroupScale(cfg.groups, cfg.channels).to(device) if cfg.group_sigma_mu else None
+        self.fusion = "bayes" if cfg.fusion == "auto" else cfg.fusion  # "auto" is settled by choose_fusion
+        self.levels: NoiseLevels | None = None  # the photos' noise level function, which local fusion needs
+
+    @property
+    def fusions(self) -> tuple[str, ...]:
+        """The fusions this run may end with."""
+        return ("bayes", "local") if self.cfg.fusion == "auto" else (self.cfg.fusion,)
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -219,14 +231,13 @@ class Stage1:
         return self.cfg.patch * FACTOR if self.cfg.mode == "real" else 2 * self.cfg.patch
 
     @torch.no_grad()
-    def score(self, crops: list[np.ndarray], levels: NoiseLevels) -> float:
-        """Estimated PSNR (dB) of the Bayes-fused output on held-out bands, by SURE (training.self_score); in real
-        mode on the pixel-shuffled sub-images, before the guided filter. The risk is taken under the photos' own
-        noise level function (:func:`score_levels`), the same for every checkpoint: the noise model changes as it
-        learns, and SURE under its own moving estimate ranked checkpoints by how it misread the noise rather than by
+    def scores(self, crops: list[np.ndarray], levels: NoiseLevels) -> dict[str, float]:
+        """Estimated PSNR (dB) of each fusion's output on held-out bands, by SURE (training.self_score); in real mode
+        on the pixel-shuffled sub-images, before the guided filter. The risk is taken under the photos' own noise
+        level function (:func:`score_levels`), the same for every checkpoint: the noise model changes as it learns,
+        and SURE under its own moving estimate ranked checkpoints by how it misread the noise rather than by
         quality."""
-        c = self.cfg.channels
-        total, count = 0.0, 0
+        totals, count = dict.fromkeys(self.fusions, 0.0), 0
         for crop in crops:
             y = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(self.device)
             if self.cfg.mode == "real":
@@ -234,15 +245,35 @@ class Stage1:
             else:
                 groups = torch.zeros(1, dtype=torch.long, device=self.device)
             mu, l_mu = self.dbsn(y)
-            sure = sure_fusion(y, mu, self.sigma_mu(l_mu, groups), lambda t: covariance(self.noise(t, groups)),
-                               self.cfg.gamma, truth=levels.covariance(y))
-            total += float(sure.sum())
-            count += sure.numel() * c
-        return psnr_of_mse(total / count)
+            if "bayes" in totals:
+                totals["bayes"] += float(sure_fusion(y, mu, self.sigma_mu(l_mu, groups),
+                                                     lambda t: covariance(self.noise(t, groups)), self.cfg.gamma,
+                                                     truth=levels.covariance(y)).sum())
+            if "local" in totals:
+                var = levels.variance(y)
+                x, div = local_fusion(y, mu, var)
+                totals["local"] += float(((x - y) ** 2 - var + 2 * var * div).sum())
+            count += y.numel()
+        return {k: psnr_of_mse(v / count) for k, v in totals.items()}
+
+    def score(self, crops: list[np.ndarray], levels: NoiseLevels) -> float:
+        """The self-score of a checkpoint: the best of its fusions' :meth:`scores`."""
+        return max(self.scores(crops, levels).values())
+
+    def choose_fusion(self, crops: list[np.ndarray], levels: NoiseLevels) -> dict[str, float]:
+        """Settle the fusion (the self-score's best) and keep the noise level function; returns the scores."""
+        self.levels = levels
+        scores = self.scores(crops, levels)
+        self.fusion = max(scores, key=scores.get)
+        return scores
 
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         mu, l_mu = self.dbsn(y)
+        if self.fusion == "local":
+            if self.levels is None:
+                raise ConfigError("local fusion needs the photos' noise level function (Stage1.levels)")
+            return local_fusion(y, mu, self.levels.variance(y))[0]
         sigma_n = self.cfg.gamma * covariance(self.noise(y, groups))
         return bayes_fusion(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
 
@@ -329,6 +360,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     if not parallel.is_main():  # rank 0 denoises the photos and writes the noise models; the others wait for them
         parallel.barrier()
         return FitRun(run.path)
+    fusion_scores = stage.choose_fusion(held, levels)
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)
     estimates = []
@@ -342,6 +374,8 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         if on_image:
             on_image(f)
     report = build_report(stage.noise, device, on_images)
+    report["fusion"] = {"chosen": stage.fusion, "scores_db": fusion_scores}
+    report["noise_levels"] = levels.to_dict()
     if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
         correlated = calibrated_noise(list(zip(images, estimates)), cfg.channels, stage.denoise, seed=cfg.seed)
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: stage-1 residuals, calibrated")

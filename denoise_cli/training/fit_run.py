@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..io import list_images, read_named, to_channels
 from ..models.correlated_noise import CorrelatedNoise, load_noise
 from .fit import CORRELATED_FILE, REPORT_FILE, FitConfig, Stage1, saved_config
+from .noise_levels import NoiseLevels
 from .runs import Run
 
 DENOISED = "denoised"  # the folder of stage-1 results in a fit run
@@ -42,6 +43,10 @@ class FitRun:
             self.run.load(stage.modules, None)
             if self.run.best.exists():  # the weights fit kept for their reference-free score
                 self.run.load_best(stage.modules)
+            report = self.report if (self.path / REPORT_FILE).exists() else {}
+            stage.fusion = report.get("fusion", {}).get("chosen", "bayes")  # as the run's photos were denoised
+            if "noise_levels" in report:
+                stage.levels = NoiseLevels.from_dict(report["noise_levels"])
             self._stage = stage
         for m in self._stage.modules.values():
             m.eval().requires_grad_(False)

@@ -55,11 +55,23 @@ class NoiseLevels:
         """σ of ``channel`` at each brightness (interpolated; constant beyond the outer bins)."""
         return np.interp(brightness, self.centres[channel], self.sigmas[channel])
 
-    def covariance(self, y: torch.Tensor) -> torch.Tensor:
-        """(N,C,H,W) noisy images → (N,H,W,C,C) diagonal noise covariance, each pixel's brightness read as the mean
-        of a SMOOTH×SMOOTH box of y around it (smooth enough that the noise barely moves it)."""
+    def variance(self, y: torch.Tensor) -> torch.Tensor:
+        """(N,C,H,W) noisy images → the noise variance of each pixel and channel (N,C,H,W), each pixel's brightness
+        read as the mean of a SMOOTH×SMOOTH box of y around it (smooth enough that the noise barely moves it)."""
         pad = SMOOTH // 2
         mode = "reflect" if min(y.shape[-2:]) > pad else "replicate"
         local = F.avg_pool2d(F.pad(y.float(), (pad,) * 4, mode=mode), SMOOTH, 1).cpu().numpy()
-        var = np.stack([self.sigma_at(local[:, c], c) ** 2 for c in range(y.shape[1])], -1)
-        return torch.diag_embed(torch.from_numpy(var).float()).to(y.device)
+        var = np.stack([self.sigma_at(local[:, c], c) ** 2 for c in range(y.shape[1])], 1)
+        return torch.from_numpy(var).float().to(y.device)
+
+    def covariance(self, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`variance` as (N,H,W,C,C) diagonal covariances."""
+        return torch.diag_embed(self.variance(y).permute(0, 2, 3, 1))
+
+    def to_dict(self) -> dict[str, list[list[float]]]:
+        """JSON-ready form (the noise report keeps it, so a finished run denoises as it did)."""
+        return {"centres": self.centres.tolist(), "sigmas": self.sigmas.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[list[float]]]) -> "NoiseLevels":
+        return cls(np.asarray(d["centres"], np.float64), np.asarray(d["sigmas"], np.float64))

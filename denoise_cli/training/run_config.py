@@ -11,11 +11,13 @@ from typing import Any
 
 from ..errors import ConfigError
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 #: Fit settings a version-1 run trained with where its config does not name them.
 FIT_V1 = {"ring_skip": False, "noise_cov": "full", "phase_b": 0.4, "phase_c": 0.7, "noise_lr": 1.0,
           "likelihood": "constrained", "group_sigma_mu": False, "sigma_mu_start": "large"}
+#: Fit settings a version-2 run trained with where its config does not name them: eq. 9's fusion only.
+FIT_V2 = {"fusion": "bayes"}
 #: Distill settings a version-1 run trained with: the paper's batch, one read of CNNest at the clean image.
 DISTILL_V1 = {"noise_passes": 1, "noisy_fraction": 0.125, "lam": 0.1, "init": None, "noise_model": "cnnest"}
 #: Renamed values: version 1 called the full-width D-BSN "paper".
@@ -33,6 +35,8 @@ def migrate(config: dict[str, Any]) -> dict[str, Any]:
         out = {**(FIT_V1 if stage == "fit" else DISTILL_V1 if stage == "distill" else {}), **out}
         if stage == "fit":
             out["arch"] = ARCH_V1.get(out.get("arch", "small"), out.get("arch", "small"))
+    if version < 3 and out.get("stage") == "fit":
+        out = {**FIT_V2, **out}
     out["config_version"] = CONFIG_VERSION
     return out
 
