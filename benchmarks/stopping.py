@@ -4,6 +4,7 @@ case, the weights kept at every score; afterwards each kept checkpoint is scored
     python -m benchmarks.stopping --case bsd68-awgn25 --budget 15m
     python -m benchmarks.stopping --case cbsd68-hg --budget 15m
     python -m benchmarks.stopping --case polyu-Canon600D --budget 15m --distill 10m
+    python -m benchmarks.stopping --case cbsd68-hg --rescore --fusion auto   # again, as today's fit scores and fuses
     python -m benchmarks.stopping --table          # results/stopping.{md,json} from the cases run so far
 
 Per case and stage: Spearman's rank correlation between score and true PSNR over all scored checkpoints and over
@@ -98,9 +99,9 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 2 else float("nan")
 
 
-def rescored(records: list[dict], snapshots: Path, score_of) -> list[dict]:
+def rescored(records: list[dict], snapshots: Path, score_of, tag: str = "") -> list[dict]:
     """The records with each checkpoint's score taken again by the current code (``score_of(state)``), cached."""
-    cache = snapshots / "rescored.json"
+    cache = snapshots / f"rescored{tag}.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
     out = []
     for r in records:
@@ -113,13 +114,13 @@ def rescored(records: list[dict], snapshots: Path, score_of) -> list[dict]:
 
 
 def evaluate_stage(run: Run, snapshots: Path, counts_from: float, make, noisy: Path, refs: dict[str, np.ndarray],
-                   count: int | None, score_of=None) -> dict:
+                   count: int | None, score_of=None, tag: str = "") -> dict:
     """True PSNR of every kept checkpoint, next to its score; ``make(state)`` gives a denoise function;
     ``score_of(state)``, when given, takes the scores again with the current code."""
     records = [r for r in run.records() if "score" in r]
     if score_of is not None:
-        records = rescored(records, snapshots, score_of)
-    cache = snapshots / f"true_psnr-{count or 'all'}.json"
+        records = rescored(records, snapshots, score_of, tag)
+    cache = snapshots / f"true_psnr-{count or 'all'}{tag}.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
     for r in records:
         key = str(r["step"])
@@ -147,7 +148,7 @@ def evaluate_stage(run: Run, snapshots: Path, counts_from: float, make, noisy: P
 
 
 def run_case(case: str, budget: str, distill_budget: str | None, images: int | None = None,
-             eval_images: int | None = None, rescore: bool = False) -> dict:
+             eval_images: int | None = None, rescore: bool = False, fusion: str | None = None) -> dict:
     """Fit (and distill) once for the case, keeping every scored checkpoint; then rank them by true PSNR."""
     noisy, refs, mode = case_data(case, images)
     device = torch.device("cpu")
@@ -159,23 +160,25 @@ def run_case(case: str, budget: str, distill_budget: str | None, images: int | N
         fit(noisy, fit_run, None if fit_run.exists() else FitConfig(mode=mode, channels=channels),
             Budget(None, parse_duration(budget)), device, on_score=keep_weights(snaps))
     cfg = saved_config(fit_run)
+    if fusion:  # score and denoise each checkpoint as a fit with this fusion setting would
+        cfg.fusion = fusion
+    images = [to_channels(p.pixels, cfg.channels) for p in load_noisy(noisy)[1]]
+    _, held = holdout(images, Stage1(cfg, device).holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
+    levels = score_levels(images, cfg.mode)
 
     def loaded(state: dict) -> Stage1:
         stage = Stage1(cfg, device)
         for name, m in stage.modules.items():
             m.load_state_dict(state[name])
             m.eval()
+        stage.choose_fusion(held, levels)  # what fit does once training ends
         return stage
 
-    score_of = None
-    if rescore:
-        images = [to_channels(p.pixels, cfg.channels) for p in load_noisy(noisy)[1]]
-        _, held = holdout(images, Stage1(cfg, device).holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
-        levels = score_levels(images, cfg.mode)
-        score_of = lambda state: loaded(state).score(held, levels)  # noqa: E731
-    result = {"case": case, "fit_budget": budget, "rescored": rescore,
+    score_of = (lambda state: loaded(state).score(held, levels)) if rescore else None
+    tag = f"-{fusion}" if fusion else ""
+    result = {"case": case, "fit_budget": budget, "rescored": rescore, "fusion": cfg.fusion,
               "fit": evaluate_stage(fit_run, snaps, cfg.phase_c, lambda st: loaded(st).denoise, noisy, refs,
-                                    eval_images, score_of)}
+                                    eval_images, score_of, tag)}
     if distill_budget:
         out = Run(RUNS / case / "model")
         dsnaps = RUNS / case / "distill-checkpoints"
@@ -207,18 +210,19 @@ def run_case(case: str, budget: str, distill_budget: str | None, images: int | N
 
 def write_table() -> None:
     """results/stopping.{md,json} from every case's result.json."""
-    rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result*.json"))]
     lines = ["Reference-free score against the true PSNR, per run: Spearman's rank correlation over the scored "
              "checkpoints (all / those counted for keeping the best), and the kept checkpoint's true PSNR against the "
              "best counted one's. One run per row, 1 CPU thread; the references are read only for this table.", "",
-             "| case | stage | budget | checkpoints | Spearman all | Spearman counted | kept (dB) | best (dB) | "
-             "kept − best |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| case | stage | fusion | budget | checkpoints | Spearman all | Spearman counted | kept (dB) | best (dB) | "
+             "kept − best |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         for stage in ("fit", "distill"):
             s = r.get(stage)
             if not s or s["kept_true"] is None:
                 continue
-            lines.append(f"| {r['case']} | {stage} | {r.get(stage + '_budget', '')} | {s['checkpoints']} | "
+            fused = r.get("fusion", "bayes") if stage == "fit" else ""
+            lines.append(f"| {r['case']} | {stage} | {fused} | {r.get(stage + '_budget', '')} | {s['checkpoints']} | "
                          f"{s['spearman_all']:.2f} | {s['spearman_counted']:.2f} | {s['kept_true']:.2f} | "
                          f"{s['best_true_counted']:.2f} | {s['kept_true'] - s['best_true_counted']:+.2f} |")
     (RESULTS / "stopping.json").write_text(json.dumps({"machine": hardware(), "rows": rows}, indent=2))
@@ -236,11 +240,14 @@ def main() -> None:
                     "on a CPU takes seconds per image and checkpoint)")
     ap.add_argument("--rescore", action="store_true", help="take fit's scores again from the kept checkpoints with "
                     "the current code (after a change to the score)")
+    ap.add_argument("--fusion", choices=["auto", "bayes", "local"], help="stage 1's fusion for the rescore (default: "
+                    "the run's own)")
     ap.add_argument("--table", action="store_true", help="only write the table from the cases run so far")
     args = ap.parse_args()
     if args.case and not args.table:
-        result = run_case(args.case, args.budget, args.distill, args.images, args.eval_images, args.rescore)
-        (RUNS / args.case / "result.json").write_text(json.dumps(result, indent=2))
+        result = run_case(args.case, args.budget, args.distill, args.images, args.eval_images, args.rescore,
+                          args.fusion)
+        (RUNS / args.case / f"result{'-' + args.fusion if args.fusion else ''}.json").write_text(json.dumps(result, indent=2))
     write_table()
 
 
