@@ -228,3 +228,17 @@ def test_bad_budgets_and_a_missing_resume_are_refused_before_anything_is_made(tm
     (tmp_path / "empty").mkdir()
     r = run_cli("fit", str(tmp_path / "empty"), "--run", str(run), "--iterations", "2")
     assert r.returncode == 2 and b"no images" in r.stderr and not run.exists()
+
+
+def test_the_blind_mean_never_sees_its_own_pixel():
+    """The correlated noise model is read off y − μ: μ at a pixel must not move with that pixel's own value, or the
+    residual would lose the noise there."""
+    torch.manual_seed(0)
+    stage = Stage1(FitConfig(mode="real", channels=3), torch.device("cpu"))
+    y = torch.rand(64, 64, 3).numpy()
+    before = stage.blind_mean(y)
+    bumped = y.copy()
+    bumped[21, 38] += 0.5
+    after = stage.blind_mean(bumped)
+    assert abs(after[21, 38] - before[21, 38]).max() < 1e-6
+    assert abs(after - before).max() > 1e-4  # its neighbours do see it

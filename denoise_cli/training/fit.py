@@ -278,17 +278,21 @@ class Stage1:
         return bayes_fusion(y, mu, self.sigma_mu(l_mu, groups), sigma_n)
 
     @torch.no_grad()
-    def denoise_array(self, pixels: np.ndarray) -> np.ndarray:
-        """Stage-1 output x̂ for one H×W×C image in [0,1] (no guided filter)."""
+    def _apply(self, pixels: np.ndarray, fn) -> np.ndarray:
+        """``fn(y, groups)`` on one H×W×C image in [0,1], through the pixel shuffle in real mode."""
         self.dbsn.eval()
         self.noise.eval()
         y = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(self.device)
         if self.cfg.mode == "real":
             yp, (h, w) = pad_to_multiple(y)
-            x = pd_up(self.fuse(pd_down(yp), bayer_groups(1).to(self.device)))[..., :h, :w]
+            x = pd_up(fn(pd_down(yp), bayer_groups(1).to(self.device)))[..., :h, :w]
         else:
-            x = self.fuse(y, torch.zeros(1, dtype=torch.long, device=self.device))
+            x = fn(y, torch.zeros(1, dtype=torch.long, device=self.device))
         return x[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+
+    def denoise_array(self, pixels: np.ndarray) -> np.ndarray:
+        """Stage-1 output x̂ for one H×W×C image in [0,1] (no guided filter)."""
+        return self._apply(pixels, self.fuse)
 
     def denoise(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
         """Stage-1 output for a whole image: tiled (tiles aligned to the pixel-shuffle grid), then
@@ -298,6 +302,13 @@ class Stage1:
             guide = x if self.cfg.guide == "self" else pixels
             x = np.clip(guided_filter(x, guide, 1, 0.01), 0, 1)
         return x
+
+    def blind_mean(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
+        """D-BSN's mean μ for a whole image, before any fusion: each pixel predicted without seeing it, so y − μ holds
+        all of its noise (what the correlated noise model is read from)."""
+        def one(p: np.ndarray) -> np.ndarray:
+            return self._apply(p, lambda y, _: self.dbsn(y)[0])
+        return tiled(one, pixels, tile, overlap) if max(pixels.shape[:2]) > tile else one(pixels)
 
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
@@ -377,8 +388,9 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     report["fusion"] = {"chosen": stage.fusion, "scores_db": fusion_scores}
     report["noise_levels"] = levels.to_dict()
     if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
-        correlated = calibrated_noise(list(zip(images, estimates)), cfg.channels, stage.denoise, seed=cfg.seed)
-        save_noise(correlated, run.path / CORRELATED_FILE, source="fit: stage-1 residuals, calibrated")
+        correlated = calibrated_noise([(y, stage.blind_mean(y)) for y in images], cfg.channels, stage.blind_mean,
+                                      seed=cfg.seed)
+        save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
         report["correlated"] = report_section(correlated)
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")

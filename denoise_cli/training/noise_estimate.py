@@ -1,8 +1,9 @@
 """Estimate a :class:`CorrelatedNoise` model from noisy photos and an estimate of their clean content, no references.
 
-The residual r = y − x̂ of a good denoiser is the noise, plus the denoiser's own error. Where the photo is flat the
-error is small — the denoiser has nothing to blur — so the statistics come from the flattest part of each photo
-(judged on x̂, which carries little noise, so the choice does not pick pixels whose noise happened to be small):
+The residual r = y − x̂ of an estimate that never saw the pixel (fit passes D-BSN's blind-spot mean) is the noise,
+plus the estimate's own error. Where the photo is flat the error is small — there is nothing to blur — so the
+statistics come from the flattest part of each photo (judged on x̂, which carries little noise, so the choice does
+not pick pixels whose noise happened to be small):
 σ per channel against intensity (and per Bayer site when the sites differ), then the cross-covariance of the
 normalised residual r/σ(x̂) over ±``lags`` pixels, whose spectral square root is the model's filter.
 """
