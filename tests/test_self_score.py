@@ -150,6 +150,15 @@ def test_fit_and_distill_log_scores_and_keep_the_best_weights(gray_fit, tmp_path
     assert r.returncode == 0, r.stderr
     scored = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("score" in s for s in scored) and (out / "best.safetensors").exists()
+    last = tmp_path / "last"  # --keep last: the whole budget, unscored, the final weights
+    r = run_cli("distill", str(clean), "--fit", str(gray_fit), "--out", str(last), "--iterations", "4", "--patch",
+                "16", "--batch", "2", "--keep", "last")
+    assert r.returncode == 0, r.stderr
+    logged = [json.loads(line) for line in (last / "metrics.jsonl").read_text().splitlines()]
+    assert not any("score" in s for s in logged) and not (last / "best.safetensors").exists()
+    assert logged[-1]["final"] and logged[-1]["step"] == 4
+    assert json.loads((last / "config.json").read_text())["keep"] == "last"
+    assert "--noise-model auto --keep last" in (last / "entry.toml").read_text()
 
 
 def test_a_fine_tune_that_only_scores_lower_ends_on_its_start(tmp_path):

@@ -199,6 +199,10 @@ def distill(
     noise_passes: Annotated[int, typer.Option(
         min=1, help="cnnest only: read the noise model N times, each at the previous pass's noisy draw; 1 reads it at "
                     "the clean image (the paper), 2 at a noisy one, like the photos it learned from.")] = 2,
+    keep: Annotated[Literal["best", "last"], typer.Option(
+        help="best: the weights the self-score rates highest, stopping early once it stops improving; last: train "
+             "the whole budget and keep the final weights, unscored (when the score cannot be trusted, e.g. a fit "
+             "over photos from many cameras).")] = "best",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     init: Annotated[str, typer.Option(
         metavar="WEIGHTS|auto|none",
@@ -236,8 +240,7 @@ def distill(
     else:
         cfg = DistillConfig(fit_run=str(fit_run), clean_dir=clean_dir or [], arch=arch, patch=patch, batch=batch, lr=lr,
                             noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
-                            noise_passes=noise_passes,
-                            noise_model=noise_model)
+                            noise_passes=noise_passes, noise_model=noise_model, keep=keep)
     path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted)
     err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")

@@ -76,10 +76,15 @@ class DistillConfig:
     # x + L(x)·n₀, the kind of input it learned from
     noise_model: str = "auto"  # "correlated" (the fit's spatially correlated model), "cnnest" (the paper's per-pixel
     # one), or "auto": correlated where the fit run has one (real mode)
+    keep: str = "best"  # "best": the weights the self-score rates highest, stopping once it stops improving; "last":
+    # the whole budget and its final weights, unscored (for a noise model the score cannot be taken under, e.g. one
+    # pooled over many cameras, whose level misses any one photo's)
 
     def __post_init__(self) -> None:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"keep must be best or last, not {self.keep!r}")
         if not self.lr > 0 or (self.lam or 0) < 0 or not 0 <= (self.noisy_fraction or 0) <= 1:
             raise ConfigError(f"the learning rate must be positive, the stage-1 weight ≥ 0 and the photos' share of a "
                               f"batch within 0–1 (lr {self.lr:g}, weight {self.lam}, share {self.noisy_fraction})")
@@ -317,7 +322,7 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     correlated = fit.correlated_noise()
     step_loss = make_step_loss(cfg, stage, parallel.wrap(model), clean, pairs, rng, device, precision, correlated)
     score = photo_score(model, [h[..., : stage.cfg.channels] for h in held], noise_probe(cfg, stage, correlated),
-                        device, cfg.seed) if held else None
+                        device, cfg.seed) if held and cfg.keep == "best" else None
 
     start = time.perf_counter()
     train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
@@ -348,7 +353,7 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, fit: FitRun, params: 
                f"--patch {cfg.patch} --batch {cfg.batch} --lr {cfg.lr:g} "
                f"--noise-scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g} --stage1-weight {cfg.lam:g} --seed {cfg.seed}"
                + f" --pairs-share {cfg.noisy_fraction:g} --init {cfg.init or 'none'}"
-               + f" --noise-passes {cfg.noise_passes}"
+               + f" --noise-passes {cfg.noise_passes} --noise-model {cfg.noise_model} --keep {cfg.keep}"
                + (" --precision bf16" if precision == "bf16" else ""))
     entry = {
         "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {clean}",
