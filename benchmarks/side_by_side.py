@@ -1,4 +1,4 @@
-"""Side-by-side crops for the README: noisy | stage 1 (fit run) | distilled model | CBM3D.
+"""Side-by-side crops for the README: noisy | CBM3D | stage 1 (fit run) | distilled models.
 
     python -m benchmarks.side_by_side ../shared/data/real-noisy/DND-patches/01_noise.png \
         --fit runs/color-real --model runs/color-real/model --cbm3d
@@ -37,7 +37,9 @@ def sheet(panels: list[tuple[str, np.ndarray]], crop: int) -> Image.Image:
     for label, img in panels:
         c = np.clip(img[y0:y0 + crop, x0:x0 + crop], 0, 1)
         tile = Image.fromarray(np.round(c * 255).astype(np.uint8).squeeze())
-        ImageDraw.Draw(tile).text((6, 4), label, fill="white")
+        draw = ImageDraw.Draw(tile)
+        draw.rectangle(draw.textbbox((6, 4), label), fill="black")  # readable on light and dark crops alike
+        draw.text((6, 4), label, fill="white")
         tiles.append(tile)
     out = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white")
     x = 0
@@ -59,6 +61,9 @@ def main() -> None:
     args = ap.parse_args()
     noisy = read_image(args.noisy).pixels
     panels = [("noisy", noisy)]
+    if args.cbm3d:
+        label = f"CBM3D sigma {args.cbm3d_sigma:g}" if args.cbm3d_sigma else "CBM3D (blind sigma)"
+        panels.append((label, (cbm3d(args.cbm3d_sigma) if args.cbm3d_sigma else classical("bm3d", None))(noisy)))
     if args.fit:
         found = sorted((args.fit / "denoised").glob(f"*{args.noisy.stem}.png"))  # fit folders may prefix names
         if not found:
@@ -66,10 +71,7 @@ def main() -> None:
         panels.append(("stage 1 (D-BSN)", read_image(found[0]).pixels))
     for spec in args.model:
         label, _, weights = spec.rpartition("=")
-        panels.append((label or Path(weights).name, load_denoiser(weights or None, device="cpu")(noisy)))
-    if args.cbm3d:
-        label = f"CBM3D sigma {args.cbm3d_sigma:g}" if args.cbm3d_sigma else "CBM3D (blind sigma)"
-        panels.append((label, (cbm3d(args.cbm3d_sigma) if args.cbm3d_sigma else classical("bm3d", None))(noisy)))
+        panels.append((label or Path(weights).name, load_denoiser(weights or None, device="cpu", precision="fp32")(noisy)))
     if args.reference:
         ref = read_image(args.reference).pixels
         panels = [(f"{label} {psnr(to_255(ref), to_255(img)):.2f} dB", img) for label, img in panels]
