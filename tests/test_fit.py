@@ -1,6 +1,7 @@
 """Stage 1 end to end on tiny images: the run folder has everything the issue lists."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,13 +142,17 @@ def test_fit_color_real_mode(tmp_path):
     assert stage.levels is not None and stage.levels.sigmas.shape == (3, 16)
 
 
-def test_a_fixed_fusion_is_the_only_one_scored_and_used(tmp_path):
+def _fit_twice_and_report(tmp_path, *options: str) -> tuple[Path, Path, dict]:
+    """A two-step colour fit with ``options``: the photos' folder, the run and its noise report."""
     d = noisy_folder(tmp_path, 3)
     run = tmp_path / "run"
-    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16",
-                "--fusion", "local")
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", *options)
     assert r.returncode == 0, r.stderr
-    report = json.loads((run / "noise_report.json").read_text())
+    return d, run, json.loads((run / "noise_report.json").read_text())
+
+
+def test_a_fixed_fusion_is_the_only_one_scored_and_used(tmp_path):
+    d, run, report = _fit_twice_and_report(tmp_path, "--patch", "8", "--batch", "16", "--fusion", "local")
     assert report["fusion"]["chosen"] == "local" and set(report["fusion"]["scores_db"]) == {"local"}
     stage = FitRun(run).stage1(torch.device("cpu"))
     y = read_image(d / "n0.png").pixels
