@@ -1,6 +1,8 @@
 """Stage 1 end to end on tiny images: the run folder has everything the issue lists."""
 
 import json
+
+import numpy as np
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from denoise_cli.io import read_image
 from denoise_cli.training.runs import Budget, Run
 from denoise_cli.training.fit import PHASE_C, FitConfig, Stage1, fit
 from denoise_cli.training.fit_run import FitRun
+from denoise_cli.training.noise_levels import NoiseLevels
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):
@@ -247,3 +250,16 @@ def test_the_blind_mean_never_sees_its_own_pixel():
     after = stage.blind_mean(bumped)
     assert abs(after[21, 38] - before[21, 38]).max() < 1e-6
     assert abs(after - before).max() > 1e-4  # its neighbours do see it
+
+
+@pytest.mark.parametrize("fusion", ["bayes", "local"])
+def test_one_pass_gives_what_denoise_and_blind_mean_give_apart(fusion):
+    """fit reads x̂ and μ of each photo from one D-BSN pass; whole and tiled, they are the two separate results."""
+    torch.manual_seed(0)
+    stage = Stage1(FitConfig(mode="real", channels=3, fusion=fusion), torch.device("cpu"))
+    y = torch.rand(72, 64, 3).numpy()
+    stage.levels = NoiseLevels.estimate([y])
+    for tile in (512, 32):
+        x, mu = stage.denoise_with_mean(y, tile=tile, overlap=8)
+        assert np.allclose(x, stage.denoise(y, tile=tile, overlap=8), atol=1e-6)
+        assert np.allclose(mu, stage.blind_mean(y, tile=tile, overlap=8), atol=1e-6)

@@ -136,8 +136,9 @@ def _soften(estimate: np.ndarray, src: np.ndarray, strength: float) -> None:
     estimate += y
 
 
-def tiled(fn: TileFn, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-    """Apply ``fn`` tile by tile with ``overlap`` context to float32 pixels, blending into one new array."""
-    out = np.empty(pixels.shape, np.float32)
+def tiled(fn: TileFn, pixels: np.ndarray, tile: int, overlap: int, channels: int | None = None) -> np.ndarray:
+    """Apply ``fn`` tile by tile with ``overlap`` context to float32 pixels, blending into one new array; ``channels``
+    when fn returns another number of channels than it is given."""
+    out = np.empty((*pixels.shape[:2], channels or pixels.shape[2]), np.float32)
     blend_tiles(fn, pixels, out, tile, overlap)
     return out

@@ -269,7 +269,10 @@ class Stage1:
 
     @torch.no_grad()
     def fuse(self, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        mu, l_mu = self.dbsn(y)
+        return self._fused(y, groups, *self.dbsn(y))
+
+    def _fused(self, y: torch.Tensor, groups: torch.Tensor, mu: torch.Tensor, l_mu: torch.Tensor) -> torch.Tensor:
+        """x̂ by the chosen fusion, from D-BSN's output for y."""
         if self.fusion == "local":
             if self.levels is None:
                 raise ConfigError("local fusion needs the photos' noise level function (Stage1.levels)")
@@ -297,18 +300,33 @@ class Stage1:
     def denoise(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
         """Stage-1 output for a whole image: tiled (tiles aligned to the pixel-shuffle grid), then
         in real mode the guided filter (radius 1, ε 0.01)."""
-        x = tiled(self.denoise_array, pixels, tile, overlap) if max(pixels.shape[:2]) > tile else self.denoise_array(pixels)
-        if self.cfg.mode == "real":
-            guide = x if self.cfg.guide == "self" else pixels
-            x = np.clip(guided_filter(x, guide, 1, 0.01), 0, 1)
-        return x
+        return self._guided(_whole(self.denoise_array, pixels, tile, overlap), pixels)
 
     def blind_mean(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64) -> np.ndarray:
         """D-BSN's mean μ for a whole image, before any fusion: each pixel predicted without seeing it, so y − μ holds
         all of its noise (what the correlated noise model is read from)."""
-        def one(p: np.ndarray) -> np.ndarray:
-            return self._apply(p, lambda y, _: self.dbsn(y)[0])
-        return tiled(one, pixels, tile, overlap) if max(pixels.shape[:2]) > tile else one(pixels)
+        return _whole(lambda p: self._apply(p, lambda y, _: self.dbsn(y)[0]), pixels, tile, overlap)
+
+    def denoise_with_mean(self, pixels: np.ndarray, tile: int = 512, overlap: int = 64
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`denoise` and :meth:`blind_mean` from one D-BSN pass (fit needs both for every photo)."""
+        def both(y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+            mu, l_mu = self.dbsn(y)
+            return torch.cat([self._fused(y, groups, mu, l_mu), mu], 1)
+        c = pixels.shape[2]
+        out = _whole(lambda p: self._apply(p, both), pixels, tile, overlap, 2 * c)
+        return self._guided(out[..., :c], pixels), out[..., c:]
+
+    def _guided(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """In real mode, the guided filter that removes the pixel shuffle's faint checkerboard; else x itself."""
+        if self.cfg.mode != "real":
+            return x
+        return np.clip(guided_filter(x, x if self.cfg.guide == "self" else pixels, 1, 0.01), 0, 1)
+
+
+def _whole(fn, pixels: np.ndarray, tile: int, overlap: int, channels: int | None = None) -> np.ndarray:
+    """``fn`` (an H×W×C image → an array) on a whole image, tiled when it is larger than one tile."""
+    return tiled(fn, pixels, tile, overlap, channels) if max(pixels.shape[:2]) > tile else fn(pixels)
 
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
@@ -374,9 +392,13 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     fusion_scores = stage.choose_fusion(held, levels)
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)
-    estimates = []
+    estimates, means = [], []
     for f, photo, img in zip(files, photos, images):
-        x = stage.denoise(img)
+        if cfg.mode == "real":  # μ too, for the correlated noise model below
+            x, mu = stage.denoise_with_mean(img)
+            means.append(mu)
+        else:
+            x = stage.denoise(img)
         on_images.add(img, x)
         estimates.append(x)
         if photo.channels != cfg.channels:
@@ -388,8 +410,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
     report["fusion"] = {"chosen": stage.fusion, "scores_db": fusion_scores}
     report["noise_levels"] = levels.to_dict()
     if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
-        correlated = calibrated_noise([(y, stage.blind_mean(y)) for y in images], cfg.channels, stage.blind_mean,
-                                      seed=cfg.seed)
+        correlated = calibrated_noise(list(zip(images, means)), cfg.channels, stage.blind_mean, seed=cfg.seed)
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
         report["correlated"] = report_section(correlated)
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
