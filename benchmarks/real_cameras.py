@@ -9,7 +9,8 @@ Any set laid out as noisy/ + clean/ with CAMERA_… file names works the same wa
 
 Rows: the noisy photo; CBM3D with a blind σ (the MAD estimate a user without references gets); CBM3D with the best
 σ per camera from a sweep, chosen on the references (an upper bound for the classical anchor, not a method a user
-has); the shipped default; and per camera `fit` (stage 1) and `adapt` (fit + distill) run on **that camera's noisy
+has); the guided filter alone, stage 1's last step applied to the noisy photo (what the learned part adds over it);
+the shipped default; and per camera `fit` (stage 1) and `adapt` (fit + distill) run on **that camera's noisy
 crops only**: `fit`/`distill` are handed the noisy folder and never a reference. PSNR/SSIM as `denoise-cli eval`
 (8-bit outputs, 0–255, all channels, no crop). Scores are cached per image in results/real_cameras/, so a rerun
 only computes what is missing. Writes results/real_cameras.{md,json}.
@@ -104,11 +105,14 @@ def cbm3d(sigma: float):
 
 
 def anchors(data: Path, cams: dict[str, list[str]]) -> None:
-    """Noisy, CBM3D blind, the CBM3D sweep on each camera's subset, its best σ on all images, the shipped default."""
+    """Noisy, CBM3D blind, the CBM3D sweep on each camera's subset, its best σ on all images, the shipped default,
+    and the guided filter alone (what stage 1 ends with, on the noisy photo: how much the learning adds)."""
     from denoise_cli.api import load_denoiser
+    from denoise_cli.training.guided_filter import guided_filter
 
     every = [n for names in cams.values() for n in names]
     score("noisy", lambda y: y, data, every)
+    score("guided-filter", lambda y: np.clip(guided_filter(y, y, 1, 0.01), 0, 1), data, every)
     score("default", load_denoiser(None, device="cpu", precision="fp32"), data, every)
     for cam, names in cams.items():
         subset = sweep_subset(names)
@@ -191,6 +195,8 @@ def table(cams: dict[str, list[str]], settings: list[str]) -> list[dict]:
                ("cbm3d-blind", "CBM3D, blind σ (MAD estimate)", lambda cam: "cbm3d-blind"),
                ("cbm3d-best", "CBM3D, best σ per camera (chosen on the references: an upper bound)",
                 lambda cam: f"cbm3d-s{best[cam]}" if best[cam] else "cbm3d-none"),
+               ("guided-filter", "guided filter alone on the noisy photo (radius 1, ε 0.01: stage 1's last step; no "
+                "learning)", lambda cam: "guided-filter"),
                ("default", "shipped default, no adaptation", lambda cam: "default")]
     for s in settings:
         methods += [(f"{s}-stage1", f"`fit` stage 1 ({s})", lambda cam, s=s: f"{s}-stage1"),
