@@ -116,7 +116,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def check_blind(net: HoleBSN) -> int:
-    """Largest offset radius (Chebyshev) at which the centre output sees the input: must exceed the hole."""
+    """The nearest offset (Chebyshev distance) at which the centre output sees the input: must exceed the hole."""
     y = torch.rand(1, 3, 32, 32, requires_grad=True)
     net(y)[0, :, 16, 16].sum().backward()
     g = y.grad.abs().sum(1)[0]
