@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from denoise_cli.evaluation import metrics
 from denoise_cli.io import list_images, read_named, to_channels
 from denoise_cli.models.cholesky import covariance
 from denoise_cli.training.fit import score_levels
@@ -30,7 +31,8 @@ DATA = ROOT.parent / "shared" / "data" / "real-pairs" / "PolyU"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
+    """PSNR of a (clipped to [0,1]) against the reference b, on the 0–1 scale."""
+    return metrics.psnr(b, np.clip(a, 0, 1), data_range=1.0)
 
 
 def tensor(a: np.ndarray) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from denoise_cli.evaluation import metrics
 from denoise_cli.io import list_images, read_named, to_channels
 from denoise_cli.training.guided_filter import guided_filter
 from denoise_cli.training.local_fusion import local_fusion
@@ -112,7 +113,8 @@ def tensor(a: np.ndarray) -> torch.Tensor:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((np.clip(a, 0, 1) - b) ** 2)))
+    """PSNR of a (clipped to [0,1]) against the reference b, on the 0–1 scale."""
+    return metrics.psnr(b, np.clip(a, 0, 1), data_range=1.0)
 
 
 def check_blind(net: HoleBSN) -> int:
