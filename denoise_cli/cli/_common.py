@@ -98,7 +98,7 @@ TimeBudgetOpt = Annotated[Optional[str], typer.Option(metavar="DURATION", help="
 IterationsOpt = Annotated[Optional[int], typer.Option(min=1, metavar="STEPS",
                                                       help="Training steps (with or instead of --time-budget).")]
 NoiseOpt = Annotated[str, typer.Option("--noise", "-n", metavar="SPEC",
-                                       help="awgn:SIGMA (0–255), awgn:LO-HI, hg:ALPHA,DELTA, mg:SCALE or camera:ISO.")]
+                                       help="awgn:SIGMA (0–255), awgn:LO-HI, hg:ALPHA,DELTA, mg:SCALE, camera:ISO, or pipeline (a random real-camera pipeline per image; pipeline:A fixes its sensor noise, e.g. 0.002).")]
 VerboseOpt = Annotated[bool, flag("--verbose", "-v", help="Also print the training internals (settings, phases).")]
 
 

@@ -5,7 +5,9 @@ say the same thing: ``awgn:25`` (σ on the 0–255 scale), ``awgn:0-50`` (σ dra
 image, for blind training), ``hg:40,10`` (heteroscedastic Gaussian, variance α²x + δ² on the
 0–255 scale with x in [0,1], the paper's definition), ``mg:75`` (multivariate Gaussian,
 Σ = 75²·UΛUᵀ), ``camera:3200`` (Poisson–Gaussian on a mosaicked linear image at that ISO,
-demosaicked, white-balanced and gamma-encoded, so spatially and cross-channel correlated).
+demosaicked, white-balanced and gamma-encoded, so spatially and cross-channel correlated), ``pipeline`` (a camera
+drawn per image from the prior over camera pipelines, noise.prior: sensor noise, demosaicking, colour, tone, in-camera
+noise reduction, JPEG) or ``pipeline:A`` (the same with the sensor's shot-noise coefficient fixed at A, e.g. 0.002).
 The noise functions return unclipped floats; :func:`quantize` makes the saved 8-bit image.
 """
 
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from ..errors import NoiseSpecError
+from ..noise.pipeline import render
+from ..noise.prior import DEFAULT_PRIOR
 
-KINDS = ("awgn", "hg", "mg", "camera")
+KINDS = ("awgn", "hg", "mg", "camera", "pipeline")
 
 
 
@@ -30,6 +34,8 @@ class NoiseSpec:
     params: tuple[float, ...]
 
     def __str__(self) -> str:
+        if not self.params:
+            return self.kind
         if self.kind == "awgn" and len(self.params) == 2:
             return f"awgn:{self.params[0]:g}-{self.params[1]:g}"
         return f"{self.kind}:" + ",".join(f"{p:g}" for p in self.params)
@@ -37,8 +43,10 @@ class NoiseSpec:
 
 def parse_spec(text: str) -> NoiseSpec:
     """Parse ``kind:params``; raises :class:`NoiseSpecError` with the accepted forms."""
-    usage = "expected awgn:SIGMA, awgn:LO-HI, hg:ALPHA,DELTA, mg:SCALE or camera:ISO"
+    usage = "expected awgn:SIGMA, awgn:LO-HI, hg:ALPHA,DELTA, mg:SCALE, camera:ISO, pipeline or pipeline:A"
     kind, _, rest = text.strip().lower().partition(":")
+    if kind == "pipeline" and not rest:
+        return NoiseSpec(kind, ())
     if kind not in KINDS or not rest:
         raise NoiseSpecError(f"bad noise spec {text!r}: {usage}")
     try:
@@ -50,7 +58,7 @@ def parse_spec(text: str) -> NoiseSpec:
         params = tuple(float(v) for v in rest.split(","))
     except ValueError:
         raise NoiseSpecError(f"bad noise spec {text!r}: {usage}") from None
-    arity = {"awgn": 1, "hg": 2, "mg": 1, "camera": 1}[kind]
+    arity = {"awgn": 1, "hg": 2, "mg": 1, "camera": 1, "pipeline": 1}[kind]
     if len(params) != arity or any(p < 0 for p in params):
         raise NoiseSpecError(f"bad noise spec {text!r}: {usage}")
     return NoiseSpec(kind, params)
@@ -78,6 +86,11 @@ def add_noise(clean: np.ndarray, spec: NoiseSpec | str, rng: np.random.Generator
     elif spec.kind == "mg":
         factor = mg_factor(spec.params[0], x.shape[-1], rng)  # this image's covariance first, then its noise
         y = x + rng.standard_normal(x.shape) @ factor.T
+    elif spec.kind == "pipeline":
+        if x.shape[-1] != 3:
+            raise NoiseSpecError("pipeline noise needs an RGB image")
+        camera = DEFAULT_PRIOR.sample(rng, shot=spec.params[0] if spec.params else None)
+        y = render(x, camera, rng)  # already 8-bit and JPEG-compressed, as the camera saved it
     else:
         y = camera_render(x, spec.params[0], rng)
     return y.astype(np.float32).reshape(np.shape(clean))

@@ -48,6 +48,7 @@ class MWCNNConfig:
 #: Named widths: "small" is the fast, embeddable model; "full" matches the authors' MWCNN widths.
 ARCHS: dict[str, dict] = {
     "small": {"widths": (32, 64, 128), "convs": 2},
+    "wide": {"widths": (48, 96, 192), "convs": 2},
     "full": {"widths": (160, 256, 256), "convs": 4},
 }
 
