@@ -69,3 +69,16 @@ def test_mid_gray_prefers_the_reading_on_the_images_and_falls_back_to_flat_gray(
     assert mid_gray(report) == {"all": [9.0, 5.0]}  # channel 1 has too few mid-gray pixels on the images
     del report["sigma_on_images"]
     assert mid_gray(report) == {"all": [2.0, 5.0]}  # older runs: flat gray only
+
+
+def test_mid_gray_reads_the_model_distill_draws_from_when_there_is_one(tmp_path):
+    levels = [0.0, 0.5, 1.0]
+    report = {"levels": levels, "channels": 3, "sigma": {"g0": [[1.0, 2.0, 3.0]] * 3},
+              "sigma_on_images": {"g0": [[None, 9.0, None]] * 3},
+              "correlated": {"levels": [0.0, 0.4, 0.6, 1.0], "sigma": {"g0": [[2.0, 4.0, 6.0, 8.0], [1.0, None, 3.0, 4.0],
+                                                                               [5.0, 5.0, 5.0, 5.0]]},
+                             "correlations": {"horizontal": [[1.0, 0.5, 0.2]] * 3, "vertical": [[1.0, 0.4, 0.1]] * 3,
+                                              "channels": [[1.0, 0.6, 0.5], [0.6, 1.0, 0.6], [0.5, 0.6, 1.0]]}}}
+    assert mid_gray(report) == {"g0": [5.0, 2.67, 5.0]}  # the curve the report draws boldest, at 0.5 (interpolated)
+    plot(report, tmp_path / "r.png")
+    assert (tmp_path / "r.png").stat().st_size > 0

@@ -16,6 +16,32 @@ from ..errors import (CheckpointError, ConfigError, CorruptWeightsError, Denoise
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+
+def shown(text: object) -> str:
+    """User-supplied text (a path, a message quoting one) made safe to print through rich: markup such as ``[bold]``
+    is escaped, and control characters (an ESC in a file name) are written as ``\\xNN`` instead of reaching the
+    terminal."""
+    from rich.markup import escape
+
+    s = "".join(c if c.isprintable() or c == " " else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                for c in str(text))
+    return escape(s)
+
+
+def error_line(text: object) -> None:
+    """One 'error:' line on stderr, the text printed as it is."""
+    err.print(f"[bold red]error:[/] {shown(text)}")
+
+
+def note_line(text: object) -> None:
+    """One 'note:' line on stderr, the text printed as it is."""
+    err.print(f"[yellow]note:[/] {shown(text)}")
+
+
+def say(text: object) -> None:
+    """A plain line on stderr, the text printed as it is."""
+    err.print(shown(text))
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Which errors are the user's settings (exit 2) rather than a failure while working (exit 1). Per-file failures in a
@@ -52,9 +78,25 @@ def about(option: str):
         raise ConfigError(f"{option}: {e}") from None
 
 
+def write_summary(text: str, stream) -> None:
+    """Write a machine-readable summary to ``stream`` (stdout, usually); a full disk or a closed pipe there is one
+    error line and exit 1, not a traceback."""
+    import os
+
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as e:
+        try:  # Python flushes stdout again at exit: point it at nothing so that does not fail too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        raise fail(f"cannot write the summary: {e.strerror or e}", EXIT_FAILED) from None
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one 'error:' line on stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    error_line(message)
     return typer.Exit(code)
 
 
@@ -72,7 +114,7 @@ def reports_errors(interrupted: str = "interrupted") -> Callable[[F], F]:
             except DenoiseError as e:
                 raise fail(explain(e), exit_code(e)) from None
             except KeyboardInterrupt:
-                err.print(interrupted.format(**kwargs))
+                say(interrupted.format(**kwargs))
                 raise typer.Exit(EXIT_INTERRUPTED) from None
         return run  # type: ignore[return-value]
     return wrap
@@ -122,11 +164,26 @@ def _plain_types(params: list, ctx) -> list:
     return params
 
 
+def _usage(command, ctx) -> list[str]:
+    """The usage line's pieces in the usual notation: NAME, NAME... (one or more), [NAME]... (none or more)."""
+    params = command.get_params(ctx)
+    pieces = ["[OPTIONS]"] if any(p.param_type_name == "option" for p in params) else []
+    for p in params:
+        if p.param_type_name == "argument":
+            name = p.metavar or p.name.upper()
+            many = p.nargs == -1
+            pieces.append((f"{name}..." if many else name) if p.required else (f"[{name}]..." if many else f"[{name}]"))
+    return pieces
+
+
 class Command(typer.core.TyperCommand):
     """A command whose --help shows a value's form (DIR, DURATION, a list of choices) and no type names."""
 
     def get_params(self, ctx):
         return _plain_types(super().get_params(ctx), ctx)
+
+    def collect_usage_pieces(self, ctx):
+        return _usage(self, ctx)
 
 
 class Group(typer.core.TyperGroup):

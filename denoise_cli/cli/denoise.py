@@ -11,15 +11,17 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, err, explain, fail, flag, reports_errors
+from ._common import write_summary
+from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, error_line, note_line, say, shown, err, explain, fail, flag, reports_errors
 
 STDIO = "-"  # the same marker as batch.STDIO, which this module must not import at start-up (it imports torch)
 
 
-@reports_errors("interrupted: finished outputs are kept; no partial file was written")
+@reports_errors("interrupted: finished outputs are kept and no partial file was written; the same command with "
+                "--skip-existing continues the batch")
 def denoise(
-    inputs: Annotated[list[str], typer.Argument(metavar="PHOTO|DIR|-...", show_default=False,
-                                                help="Image files or folders; '-' reads one image from stdin.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="PHOTO", show_default=False,
+                                                help="Image files or folders (several allowed); '-' reads one image from stdin.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR|-",
                                                   help="Output folder ('-': stdout) \\[default: beside each input, "
                                                        "with --suffix].")] = None,
@@ -35,13 +37,12 @@ def denoise(
              "or hf://owner/repo/file.safetensors\\[@revision] \\[default: auto with profiles, else the registry "
              "default].")] = None,
     strength: Annotated[float, typer.Option(
-        min=0.0, max=1.0, metavar="S", help="How much of the estimated noise to remove, 0–1: the output is y − S·(y − x̂) for the "
-                               "photo y and the network's estimate x̂, so 0.7 keeps 30 % of the grain.")] = 1.0,
+        min=0.0, max=1.0, metavar="S", help="How much of the estimated noise to remove, 0–1: 0.7 removes 70 % of it and keeps 30 % "
+                               "of the grain.")] = 1.0,
     device: DeviceOpt = "auto",
     precision: Annotated[Literal["auto", "fp32", "fp16", "bf16"], typer.Option(
-        help="Arithmetic. auto: bf16 on CPUs with bf16 units (AVX512-BF16, AMX), 1.6–1.7× faster than fp32 for at "
-             "most 0.01 dB of PSNR on CBSD68, BSD68 and PolyU; fp32 elsewhere. fp16/bf16 on a GPU are faster "
-             "too.")] = "auto",
+        help="Arithmetic. auto: bf16 on CPUs with bf16 units (AVX512-BF16, AMX), where it is faster than fp32 "
+             "and the difference is invisible in a photo; fp32 elsewhere. fp16/bf16 on a GPU are faster too.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(
         min=0, metavar="PIXELS", help="Tile side; 0 never tiles \\[default: auto: 1024 for images over 1 MP on the "
                                       "CPU; on a CUDA GPU whole images while they fit in half its free memory].")] = None,
@@ -70,8 +71,8 @@ def denoise(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..inference.batch import (StdoutClosed, gather, parse_shard, plan, read_ahead, run_batch, skip_done,
-                                   summary_line)
+    from ..inference.batch import (StdoutClosed, gather, names_a_file, parse_shard, plan, read_ahead, run_batch,
+                                   skip_done, summary_line)
     from ..inference.batch import shard as take_shard
     from ..inference.distributed import torchrun_launch
     from ..registry.weights import used_weights
@@ -86,8 +87,9 @@ def denoise(
     fmt = fmt.replace("tiff", "tif").replace("jpeg", "jpg") if fmt else None
     if not max_pixels > 0:
         raise ConfigError(f"--max-pixels {max_pixels:g}: expected a positive number of megapixels")
-    if output not in (None, STDIO) and Path(output).exists() and not Path(output).is_dir():
-        raise ConfigError(f"-o {output} is a file: -o takes a folder (or - for stdout)")
+    if output not in (None, STDIO) and Path(output).exists() and not Path(output).is_dir() and not names_a_file(output):
+        raise ConfigError(f"-o {output} is a file: -o takes a folder, an image file name for a single input, or - "
+                          "for stdout")
     items = gather(inputs, recursive=recursive, skip_suffix=suffix if suffix is not None else "_denoised")
     if not items:
         raise ConfigError("no images found in " + ", ".join(inputs))
@@ -102,16 +104,20 @@ def denoise(
     if skip_existing:
         jobs, skipped = skip_done(jobs)
     to_stdout = any(j.target == STDIO for j in jobs)
+    if to_stdout and sys.stdout is None:
+        raise ConfigError("standard output is closed: redirect it to a file or a pipe, or use -o DIR")
+    if as_json and not to_stdout and sys.stdout is None:
+        raise ConfigError("--json writes to standard output, which is closed: redirect it to a file")
     if to_stdout and sys.stdout.isatty():
         raise ConfigError("refusing to write image data to a terminal; redirect stdout or use -o DIR")
     if not jobs and not launch:  # a share with nothing (left) to do
-        err.print(f"nothing to do: {len(skipped)} output(s) exist already" if skipped else "nothing to do in this share")
+        say(f"nothing to do: {len(skipped)} output(s) exist already" if skipped else "nothing to do in this share")
         raise typer.Exit(EXIT_OK)
     if jobs and all(j.error for j in jobs) and not launch:  # nothing can run: report it without loading a model
         for j in jobs:
-            err.print(f"[bold red]error:[/] {j.source}: {j.error}")
+            error_line(f"{j.source}: {j.error}")
         raise typer.Exit(EXIT_FAILED)
-    first = read_ahead(jobs[0], overwrite, int(max_pixels * 1e6)) if jobs else None  # decoded while torch loads
+    first = read_ahead(jobs[0], overwrite, int(max_pixels * 1e6), skip_existing) if jobs else None  # decoded while torch loads
     # Photos are decoded and encoded on helper threads beside the network: OpenMP threads that sleep between parallel
     # regions instead of spinning leave them the cores (about 8 % faster on a batch of small files, on 2 cores).
     # Read once, when PyTorch loads; a value the user set wins.
@@ -140,28 +146,31 @@ def denoise(
     results = []
     with Progress(TextColumn("[bold]denoise"), BarColumn(), TextColumn("{task.fields[files]}"),
                   TextColumn("{task.fields[name]}"), TimeRemainingColumn(), console=err,
-                  disable=quiet or to_stdout, transient=True) as bar:
+                  disable=quiet or to_stdout or not err.is_terminal, transient=True) as bar:
         task = bar.add_task("denoise", total=len(jobs), name="", files=f"0/{len(jobs)}")
         current = 0
 
         def on_start(i: int, weights: str | None) -> None:  # weights: the model picked for it, with --weights auto
             nonlocal current
             current = i
-            bar.update(task, completed=i, name=Path(jobs[i].source).name + (f" · {weights}" if weights else ""))
+            bar.update(task, completed=i, name=shown(Path(jobs[i].source).name + (f" · {weights}" if weights else "")))
 
         def on_tile(done: int, total: int) -> None:  # progress inside a large photo
             bar.update(task, completed=current + done / total)
 
         try:
             for res in run_batch(denoiser, jobs, overwrite=overwrite, stdout_format=fmt or "png",
-                                 max_pixels=int(max_pixels * 1e6), on_start=on_start, on_tile=on_tile, first=first):
+                                 max_pixels=int(max_pixels * 1e6), on_start=on_start, on_tile=on_tile, first=first,
+                                 skip_existing=skip_existing):
                 results.append(res)
                 name = "stdin" if res.source == STDIO else res.source
-                if not res.ok:
-                    err.print(f"[bold red]error:[/] {name}: {explain(res.exception or res.error)}")
+                if res.skipped:
+                    pass
+                elif not res.ok:
+                    error_line(f"{name}: {explain(res.exception or res.error)}")
                 elif not quiet:
                     for n in res.notices + ([f"denoised with {res.weights}"] if res.weights else []):
-                        err.print(f"[yellow]note:[/] {name}: {n}")
+                        note_line(f"{name}: {n}")
                 bar.update(task, files=f"{len(results)}/{len(jobs)}")
         except StdoutClosed as e:
             raise fail(str(e), EXIT_FAILED) from None
@@ -179,14 +188,20 @@ def denoise(
         device = f"{launch.world} processes ({', '.join(sorted({d for _, _, d in everyone}))})"
         quiet = False
     done = sum(r["ok"] for r in rows)
-    failed = len(rows) - done
+    late = sum(r["skipped"] for r in rows)  # finished by another run meanwhile
+    failed = len(rows) - done - late
     if as_json:
         chosen = {"weights": "auto", "weights_gray": None} if hasattr(denoiser, "pick") else used_weights(weights)
-        summary = {"done": done, "failed": failed, "skipped": len(skipped), "device": device, **chosen,
+        summary = {"done": done, "failed": failed, "skipped": len(skipped) + late, "device": device, **chosen,
                    "ensemble": ensemble, "strength": strength, "results": rows}
-        (err.file if to_stdout else sys.stdout).write(json.dumps(summary, indent=2) + "\n")
+        write_summary(json.dumps(summary, indent=2) + "\n", err.file if to_stdout else sys.stdout)
     elif not quiet and not to_stdout:
-        line = summary_line(done, failed, sum(r["megapixels"] for r in rows if r["ok"]),
-                            sum(r["denoise_seconds"] for r in rows if r["ok"]), device)
-        err.print(line + (f" · {len(skipped)} skipped (output exists)" if skipped else ""))
+        model = "camera profiles where they match, else the default" if hasattr(denoiser, "pick") else \
+            f"model {used_weights(weights)['weights']}"
+        where = None if output is None else f"into {output}"
+        if output is None:
+            where = "beside the inputs" + (f" (NAME{suffix if suffix is not None else '_denoised'}.EXT)")
+        say(summary_line(done, failed, sum(r["megapixels"] for r in rows if r["ok"]),
+                         sum(r["denoise_seconds"] for r in rows if r["ok"]), device, skipped=len(skipped) + late,
+                         where=where, model=model))
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

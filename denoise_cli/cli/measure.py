@@ -8,12 +8,12 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, NoiseOpt, WeightsOpt, err, flag, reports_errors
+from ._common import EXIT_FAILED, EXIT_OK, DeviceOpt, EnsembleOpt, NoiseOpt, WeightsOpt, error_line, say, err, flag, reports_errors
 
 
 @reports_errors()
 def synth(
-    inputs: Annotated[list[str], typer.Argument(metavar="CLEAN...", show_default=False,
+    inputs: Annotated[list[str], typer.Argument(metavar="CLEAN", show_default=False,
                                                 help="Clean images or folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Folder for the noisy copies.")],
     noise: NoiseOpt = "awgn:25",
@@ -36,11 +36,11 @@ def synth(
 
         def on_file(src: Path, error: str | None) -> None:
             if error:
-                err.print(f"[bold red]error:[/] {src}: {error}")
+                error_line(f"{src}: {error}")
             bar.advance(task)
 
         failed = synth_folder(sources, output, spec, seed, overwrite=overwrite, on_file=on_file)
-    err.print(f"{len(sources) - failed} noisy images ({spec}, seed {seed}) in {output}")
+    say(f"{len(sources) - failed} noisy images ({spec}, seed {seed}) in {output}")
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -114,4 +114,4 @@ def eval_cmd(
         print(f"{label}\t{folder.name}\t{spec or 'pairs'}\tPSNR {m['psnr']:.2f}\tSSIM {m['ssim']:.4f}")
     else:
         Console().print(table)
-    err.print(f"wrote {js} and {cs}")
+    say(f"wrote {js} and {cs}")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import Command, Group, err, flag, reports_errors
+from ._common import Command, Group, note_line, say, flag, reports_errors
 
 app = typer.Typer(no_args_is_help=True, cls=Group,
                   help="Camera profiles: adapt once per camera, then `denoise` picks the right model for each photo.")
@@ -29,7 +29,7 @@ def store(model: Path, name: str | None, camera: str | None, isos: list[float] |
 
     found = adapted_model(model)
     if found.cameras_seen > 1 and not camera:
-        err.print(f"[yellow]note:[/] its photos came from {found.cameras_seen} cameras; the profile is for the most "
+        note_line(f"its photos came from {found.cameras_seen} cameras; the profile is for the most "
                   f"frequent, {found.camera} (give --camera to choose)")
     camera = camera or found.camera
     if not camera:
@@ -60,7 +60,7 @@ def profiles_add(
 ) -> None:
     """Store an adapted model as a camera profile (camera and ISOs from its photos' EXIF)."""
     p = store(model, name, camera, iso, replace)
-    err.print(f"stored profile {_line(p)} in {p.path.parent}")
+    say(f"stored profile {_line(p)} in {p.path.parent}")
 
 
 @app.command("list", cls=Command)
@@ -77,7 +77,7 @@ def profiles_list(as_json: Annotated[bool, flag("--json", help="Print JSON inste
         print(json.dumps([p.to_dict() for p in profiles], indent=2))
         return
     if not profiles:
-        err.print(f"no profiles yet (in {profiles_dir()}); make one with `denoise-cli adapt PHOTOS --run RUN --profile NAME`")
+        say(f"no profiles yet (in {profiles_dir()}); make one with `denoise-cli adapt PHOTOS --run RUN --profile NAME`")
         return
     table = Table(title=f"denoise-cli profiles ({profiles_dir()})")
     for col in ("name", "camera", "ISO", "noise σ at mid-gray", "made", "size"):
@@ -104,7 +104,7 @@ def profiles_remove(name: Annotated[str, typer.Argument(metavar="NAME", show_def
     from ..registry.profiles import remove_profile
 
     remove_profile(name)
-    err.print(f"removed profile {name}")
+    say(f"removed profile {name}")
 
 
 @app.command("export", cls=Command)
@@ -122,7 +122,7 @@ def profiles_export(
     out = export_model(p.path, dest, name=p.name,
                        description=f"denoise-cli camera profile for {p.camera} (ISO "
                                    f"{iso_text(p.isos, 'any')}), made by `adapt`")
-    err.print(f"exported {name} to {out}; `denoise-cli profiles import {out / 'model.safetensors'}` stores it again")
+    say(f"exported {name} to {out}; `denoise-cli profiles import {out / 'model.safetensors'}` stores it again")
 
 
 @app.command("import", cls=Command)
@@ -137,4 +137,4 @@ def profiles_import(
     from ..registry.weights import resolve
 
     p = import_profile(resolve(source), name=name)
-    err.print(f"imported profile {_line(p)}")
+    say(f"imported profile {_line(p)}")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import (DeviceOpt, about, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag,
+from ._common import (DeviceOpt, about, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, note_line, say, err, flag,
                       reports_errors)
 
 #: Fewer steps than these and a stage has barely started: the run says so at the end.
@@ -39,22 +39,85 @@ def _join(device: str, batch: int | None = None, lr: float | None = None):
             line += f", {batch} patches per step each, {batch * parallel.world()} in all"
         if lr:
             line += f", lr {lr:g}"
-        err.print(line)
+        say(line)
     return dev
 
 
-def _length_note(run: Path, steps: int, few: int, stage: str) -> None:
-    """Say at the end whether the stage had time enough: from its reference-free score, else from its step count."""
+def _length_note(run: Path, steps: int, few: int, stage: str, resume: bool = True) -> None:
+    """Say at the end whether the stage had time enough: from its reference-free score, else from its step count.
+    ``resume``: the command has --resume (adapt continues by being run again with a larger budget)."""
     from ..training.runs import Run
     from ..training.self_score import length_note
 
     note = length_note(Run(run).records())
     if note:
-        more = " (a larger --time-budget, or --resume with one)" if note.endswith("more time") else ""
-        err.print(f"[yellow]note:[/] {stage}: {note}{more}.")
+        longer = "a larger --time-budget, or --resume with one" if resume else "the same command with a larger --time-budget"
+        more = f" ({longer})" if note.endswith("more time") else ""
+        note_line(f"{stage}: {note}{more}.")
     elif steps < few:
-        err.print(f"[yellow]note:[/] {stage} ran only {steps} steps, too few to learn much: the result is rough. "
-                  "Give it more time (a larger --time-budget, or --resume with one).")
+        note_line(f"{stage} ran only {steps} steps, too few to learn much: the result is rough. Give it more time "
+                  f"({'a larger --time-budget, or --resume with one' if resume else 'the same command with a larger --time-budget'}).")
+
+
+class ImageBar:
+    """The bar for stage 1's pass over the photos: drawn only once that pass starts (never beside a training bar)
+    and closed after its last photo, with the photos' count as its total."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.bar = total, 0, None
+
+    def __enter__(self) -> "ImageBar":
+        return self
+
+    def advance(self, _=None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        if self.bar is None and err.is_terminal and not err.quiet:
+            self.bar = Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("x", total=self.total or None)
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+            if self.done >= self.total:
+                self.__exit__()
+
+    def __exit__(self, *_) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _seconds_text(seconds: float) -> str:
+    """A duration as words: 3 seconds, 20 minutes, 1 h 30 min."""
+    if seconds < 120:
+        return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+    if seconds < 7200:
+        return f"{seconds / 60:g} minutes"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def _budget_text(plan) -> str:
+    """' for 20 minutes', ' for 500 steps' or both, as the budget was given."""
+    parts = ([_seconds_text(plan.seconds)] if plan.seconds else []) + (
+        [f"{plan.iterations} steps"] if plan.iterations else [])
+    return " for " + " or ".join(parts) if parts else ""
+
+
+def _store_or_hint(run: Path, profile: str | None, camera: str | None, iso: list[float] | None) -> None:
+    """After adapt: store the model as a camera profile when asked, else say how to use it."""
+    from ..training import parallel
+
+    if profile and parallel.is_main():
+        from .profiles import iso_text, store
+
+        p = store(run / "model", profile, camera, iso, replace=True)
+        say(f"stored as profile {p.name} ({p.camera}, {iso_text(p.isos)}): `denoise-cli denoise PHOTOS` now uses it "
+            "for that camera's photos")
+    elif parallel.is_main():
+        say(f"model {run / 'model' / 'model.safetensors'}; use it with `denoise-cli denoise PHOTOS --weights "
+            f"{run / 'model'}`, or store it as a camera profile with `denoise-cli profiles add {run / 'model'}`")
 
 
 def _learned_line(report: dict) -> str:
@@ -103,11 +166,11 @@ def fit(
              "constrained in real mode).")] = "auto",
     noise_lr: Annotated[float, typer.Option(help="The noise model's learning rate as a multiple of --lr.")] = 1.0,
     likelihood: Annotated[Literal["auto", "constrained", "exact"], typer.Option(
-        help="constrained: the paper's eq. 8; exact: log|Σμ+Σn|, which keeps D-BSN's own error out of the noise "
-             "model; auto: exact in real mode, constrained in synthetic mode.")] = "auto",
+        help="constrained: the paper's eq. 8; exact: the full likelihood, which keeps the blind-spot network's own "
+             "error out of the noise model; auto: exact in real mode, constrained in synthetic mode.")] = "auto",
     sigma_mu_start: Annotated[Literal["auto", "small", "large"], typer.Option(
-        help="D-BSN's uncertainty Σμ when the likelihood starts: small (the authors' start), large, or auto (small "
-             "in real mode, large in synthetic mode).")] = "auto",
+        help="The blind-spot network's uncertainty when the likelihood starts: small (the authors' start), large, "
+             "or auto (small in real mode, large in synthetic mode).")] = "auto",
     fusion: Annotated[Literal["auto", "bayes", "local"], typer.Option(
         help="How the result weighs your photo against the blind-spot estimate: bayes (the paper's eq. 9, by the "
              "learned uncertainties), local (by how far the two differ nearby, against the photos' measured noise "
@@ -122,8 +185,7 @@ def fit(
 
     A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE under the photos' measured noise level) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from ..io import list_images
     from ..training import parallel
     from ..training.runs import Run
     from ..training.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
@@ -145,19 +207,17 @@ def fit(
     kind = "colour photos, real-camera mode" if cfg.mode == "real" else f"{'colour' if cfg.channels == 3 else 'gray'} " \
                                                                         "images, per-pixel noise"
     count = f"{len(photos)} " if photos else ""
-    err.print(f"{'Continuing' if r.exists() else 'Learning'} the noise of {count}{kind} in {run} on {dev}"
-              f" — Ctrl-C stops and saves; --resume continues.")
+    say(f"{'Continuing' if r.exists() else 'Learning'} the noise of {count}{kind} in {run} on {dev}"
+        f"{_budget_text(plan)} — Ctrl-C stops and saves; --resume continues.")
     if verbose:
-        err.print(f"settings: {describe(cfg)}")
-    with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
-                  transient=True) as bar:
-        task = bar.add_task("x", total=None)
-        fitted = run_fit(noisy_dir, r, cfg, plan, dev, on_image=lambda _: bar.advance(task))
-    err.print(f"done: {_learned_line(fitted.report)}.")
+        say(f"settings: {describe(cfg)}")
+    with ImageBar(len(photos) if photos else len(list_images(noisy_dir))) as bar:
+        fitted = run_fit(noisy_dir, r, cfg, plan, dev, on_image=bar.advance)
+    say(f"done: {_learned_line(fitted.report)}.")
     if not fitted.cameras:
-        err.print("[yellow]note:[/] no camera make or model in the photos' EXIF: a profile made from this run needs "
+        note_line("no camera make or model in the photos' EXIF: a profile made from this run needs "
                   "--camera and --iso")
-    err.print(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
+    say(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _length_note(run, plan.step, FEW_FIT_STEPS, "fit")
     parallel.finish()
 
@@ -166,7 +226,7 @@ def fit(
 def distill(
     fit_run: Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")],
     clean_dir: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="[CLEAN_DIR]...", show_default=False,
+        metavar="CLEAN_DIR", show_default=False,
         help="Folder(s) of clean images unrelated to your photos, for the synthesised-noise pairs; several are drawn "
              "from equally often, gray images are replicated to colour. Not needed when the pairs share is 1 (real "
              "mode's default).")] = None,
@@ -234,15 +294,17 @@ def distill(
     out_run = Run(out)
     if out_run.exists():  # resuming: the run's own settings win, as for fit
         cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir or None)
-        err.print(f"resuming {out} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
+        say(f"resuming {out} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
                   f"lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, stage-1 weight "
                   f"{cfg.lam:g})")
     else:
         cfg = DistillConfig(fit_run=str(fit_run), clean_dir=clean_dir or [], arch=arch, patch=patch, batch=batch, lr=lr,
                             noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
                             noise_passes=noise_passes, noise_model=noise_model, keep=keep)
+    say(f"Training the fast denoiser in {out} on {dev}{_budget_text(plan)} — Ctrl-C stops and saves; --resume "
+        "continues.")
     path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted)
-    err.print(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
+    say(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")
     parallel.finish()
 
@@ -254,7 +316,7 @@ def adapt(
                                            "--run-dir, as torchrun takes --run for its own --run-path.")],
     noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
     clean_dir: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="[CLEAN_DIR]...", show_default=False,
+        metavar="CLEAN_DIR", show_default=False,
         help="Unrelated clean images, for fits whose distill uses synthesised noise (not needed for colour "
              "photos).")] = None,
     time_budget: Annotated[str, typer.Option(metavar="DURATION",
@@ -273,32 +335,28 @@ def adapt(
 
     Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from ..io import list_images
     from ..training import parallel
-    from ..training.runs import parse_duration
-    from ..training.adapt import adapt as run_adapt
+    from ..training.runs import Run, parse_duration
+    from ..training.adapt import adapt as run_adapt, finished
+    from ..training.self_score import against_start
 
     seconds = parse_duration(time_budget)
     dev = _join(device)
-    err.print(f"Adapting to the photos in {noisy_dir} for {time_budget} on {dev} — Ctrl-C stops and saves; the same "
-              "command continues.")
-    with Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
-                  transient=True) as bar:
-        task = bar.add_task("x", total=None)
-        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision,
-                         on_image=lambda _: bar.advance(task))
-    err.print(f"done: {_learned_line(done.report)}.")
-    if profile and parallel.is_main():
-        from .profiles import iso_text, store
-
-        p = store(run / "model", profile, camera, iso, replace=True)
-        isos = iso_text(p.isos)
-        err.print(f"stored as profile {p.name} ({p.camera}, {isos}): `denoise-cli denoise PHOTOS` now uses it for that "
-                  "camera's photos")
-    else:
-        err.print(f"model {done.model}; use it with `denoise-cli denoise PHOTOS --weights {run / 'model'}`, or store it "
-                  f"as a camera profile with `denoise-cli profiles add {run / 'model'}`")
-    _length_note(run, done.fit_budget.step, FEW_FIT_STEPS, "fit")
-    _length_note(run / "model", done.distill_budget.step, FEW_DISTILL_STEPS, "distill")
+    if finished(run, seconds):
+        say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {run / 'model'} (a larger "
+            "--time-budget trains it further)")
+        _store_or_hint(run, profile, camera, iso)
+        return
+    say(f"Adapting to the photos in {noisy_dir} for {_seconds_text(seconds)} on {dev} — Ctrl-C stops and saves; the "
+        "same command continues.")
+    with ImageBar(len(list_images(noisy_dir))) as bar:
+        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, on_image=bar.advance)
+    say(f"done: {_learned_line(done.report)}.")
+    verdict = against_start(Run(run / "model").records())
+    if verdict:
+        say(f"the adapted model is {verdict}.")
+    _store_or_hint(run, profile, camera, iso)
+    _length_note(run, done.fit_budget.step, FEW_FIT_STEPS, "fit", resume=False)
+    _length_note(run / "model", done.distill_budget.step, FEW_DISTILL_STEPS, "distill", resume=False)
     parallel.finish()

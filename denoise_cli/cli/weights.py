@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import EXIT_FAILED, EXIT_OK, Command, Group, err, flag, reports_errors
+from ._common import shown, EXIT_FAILED, EXIT_OK, Command, Group, error_line, say, flag, reports_errors
 
 app = typer.Typer(no_args_is_help=True, cls=Group, help="List, download and export model weights.")
 
@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, cls=Group, help="List, download and expo
 @app.command("list", cls=Command)
 @reports_errors()
 def weights_list(as_json: Annotated[bool, flag("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """Show registered weights: name, noise, where the file is (embedded or the Hub), measured PSNR."""
+    """Show the models: what each is for, which one runs by default, where its file is, and how it measured."""
     from rich.console import Console
     from rich.table import Table
 
@@ -27,23 +27,24 @@ def weights_list(as_json: Annotated[bool, flag("--json", help="Print JSON instea
         print(json.dumps([{**r, "scores": None, "psnr": "; ".join(f"{k} {p:.2f} dB" for k, p in r["scores"])}
                           for r in rows], indent=2))
         return
-    table = Table(title="denoise-cli weights")
+    table = Table(title="denoise-cli models (--weights NAME)")
     table.add_column("name", no_wrap=True)  # what a user types: never cut short
-    table.add_column("images, noise")
-    table.add_column("where", no_wrap=True)
+    table.add_column("use it for")
+    table.add_column("file", no_wrap=True)
     table.add_column("measured PSNR (dB)", no_wrap=True)
     for r in rows:
-        role = "\n(default)" if r["default"] else "\n(gray default)" if r["default_gray"] else ""
-        where = "embedded" if r["source"] == "embedded" else f"Hub, {r['size_mb']} MB" + (", cached" if r["local"] else "")
-        table.add_row(r["name"] + role, f"{'color' if r['channels'] == 3 else 'gray'}, {r['noise']}", where,
-                      "\n".join(f"{k} {p:.2f}" for k, p in r["scores"]) or "—")
+        role = "\n[bold]default for colour[/]" if r["default"] else "\n[bold]default for gray[/]" if r["default_gray"] else ""
+        where = "built in" if r["source"] == "embedded" else f"Hub, {r['size_mb']} MB" + (", downloaded" if r["local"] else "")
+        use = r["use"] or f"{'colour' if r['channels'] == 3 else 'gray'} images, {r['noise']} noise"
+        table.add_row(shown(r["name"]) + role, shown(use), where,
+                      "\n".join(f"{shown(k)} {p:.2f}" for k, p in r["scores"]) or "—")
     Console().print(table)
 
 
 @app.command("download", cls=Command)
 @reports_errors()
 def weights_download(
-    names: Annotated[Optional[list[str]], typer.Argument(metavar="NAME...",
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="NAME",
                                                          help="Registry names; none: all Hub entries.")] = None,
     force: Annotated[bool, flag("--force", help="Download again even if cached.")] = False,
 ) -> None:
@@ -56,9 +57,9 @@ def weights_download(
     failed = 0
     for e in entries:
         try:
-            err.print(f"{e.name}: ok ({fetch(e, force=force)})")
+            say(f"{e.name}: ok ({fetch(e, force=force)})")
         except WeightsError as ex:
-            err.print(f"[bold red]error:[/] {ex}")
+            error_line(f"{ex}")
             failed += 1
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
@@ -80,7 +81,7 @@ def weights_export(
     from ..registry.export import export_model, pin_revision, upload_folder
 
     out = export_model(model, dest, half=half, repo_id=upload)
-    err.print(f"exported to {out}")
+    say(f"exported to {out}")
     if upload:
         revision = upload_folder(out, upload)
-        err.print(f"uploaded {upload} at {revision}; the weights.toml entry pinned to it: {pin_revision(out, revision)}")
+        say(f"uploaded {upload} at {revision}; the weights.toml entry pinned to it: {pin_revision(out, revision)}")

@@ -3,6 +3,7 @@ one bad file never stops the batch."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ class Result:
     megapixels: float = 0.0
     notices: list[str] = field(default_factory=list)
     weights: str | None = None  # which model denoised it, when the batch chooses per photo (ModelChoice)
+    skipped: bool = False  # with skip_existing: another process finished this output meanwhile
     exception: DenoiseError | None = field(default=None, repr=False)  # what failed, for a caller's own hints
 
     def to_dict(self) -> dict:
@@ -104,9 +106,35 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
     return files
 
 
+def check_suffix(suffix: str) -> None:
+    """ConfigError for a --suffix that would put outputs in another folder (a path separator) or is not a name."""
+    if any(sep and sep in suffix for sep in ("/", os.sep, os.altsep)) or "\0" in suffix:
+        raise ConfigError(f"--suffix {suffix!r}: a suffix is added to file names and cannot hold / or a NUL; "
+                          "use -o DIR for another folder")
+
+
+def names_a_file(output: str | None) -> bool:
+    """Whether -o names one output file (an image suffix and not an existing folder) rather than a folder."""
+    return (output not in (None, STDIO) and Path(output).suffix.lower() in WRITE_FORMATS
+            and not output.endswith(("/", os.sep)) and not Path(output).is_dir())
+
+
 def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: str | None,
          fmt: str | None) -> list[Job]:
-    """Decide each output path; refuse any that would overwrite an input or collide."""
+    """Decide each output path; refuse any that would overwrite an input or collide. ``output``: a folder, STDIO, or
+    with a single input a file name with an image suffix (``-o clean.png``, as ``convert a.png b.png`` takes it)."""
+    if suffix is not None:
+        check_suffix(suffix)
+    if names_a_file(output):
+        if len(inputs) != 1:
+            raise ConfigError(f"-o {output} names one file, but {len(inputs)} images were given: -o takes a folder "
+                              "for several")
+        if fmt and WRITE_FORMATS[Path(output).suffix.lower()] != WRITE_FORMATS[f".{fmt}"]:
+            raise ConfigError(f"-o {output} and --format {fmt} disagree: leave one out")
+        src = inputs[0][0]
+        if src != STDIO and os.path.lexists(src) and real_path(output) == real_path(src):
+            return [Job(src, output, "output would overwrite an input (use another -o)")]
+        return [Job(src, output, None if src == STDIO or os.path.lexists(src) else "no such file")]
     if suffix is None:
         suffix = "" if output and output != STDIO else "_denoised"
     jobs: list[Job] = []
@@ -177,7 +205,8 @@ def output_suffix(source: Path, stdin: bool = False) -> str:
 OVERLAP_MAX_PIXELS = 8_000_000
 
 
-def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> Future | None:
+def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+               skip_existing: bool = False) -> Future | None:
     """Start decoding a job's photo on a helper thread, e.g. the first one while PyTorch and the model load (decoders
     release the GIL); hand the result to :func:`run_batch` as ``first``. Standard input is not read ahead: a batch
     that fails to start must not wait for it."""
@@ -185,25 +214,28 @@ def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_
         return None
     pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
     try:
-        return pool.submit(_load, job, overwrite, max_pixels)
+        return pool.submit(_load, job, overwrite, max_pixels, skip_existing)
     finally:
         pool.shutdown(wait=False)
 
 
 def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int, str | None], None] | None = None,
-              on_tile: Callable[[int, int], None] | None = None, first: Future | None = None) -> Iterator[Result]:
+              on_tile: Callable[[int, int], None] | None = None, first: Future | None = None,
+              skip_existing: bool = False) -> Iterator[Result]:
     """Each job's Result, in order. While one photo is denoised the next is read and the one before is written, on
     two helper threads (decoding and encoding release the GIL), so small files cost little more than the network;
     photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i, weights)`` is called when job i starts denoising
     (``weights``: what a ModelChoice picked for it, else None). An
     interrupt lets a write in progress finish (outputs stay whole) and stops. With a ModelChoice each photo is
     denoised by the model it picks, and its Result says which. ``first``: the first job as :func:`read_ahead` started
-    it, with the same ``overwrite`` and ``max_pixels``."""
+    it, with the same ``overwrite``, ``max_pixels`` and ``skip_existing``. With ``skip_existing`` an output that
+    another process finished meanwhile (several runs over one batch) makes the Result ``skipped``, not failed."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         behind: tuple[Result, Future | None] | None = None  # the job being written, and its write
-        ahead = first or (reader.submit(_load, jobs[0], overwrite, max_pixels) if jobs else None)
+        load = functools.partial(_load, overwrite=overwrite, max_pixels=max_pixels, skip_existing=skip_existing)
+        ahead = first or (reader.submit(load, jobs[0]) if jobs else None)
         for i, job in enumerate(jobs):
             res, photo = ahead.result()
             big = photo is not None and photo.pixels.shape[0] * photo.pixels.shape[1] > OVERLAP_MAX_PIXELS
@@ -211,13 +243,13 @@ def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite:
                 yield _finish(*behind)
                 behind = None
             following = jobs[i + 1] if i + 1 < len(jobs) else None
-            ahead = reader.submit(_load, following, overwrite, max_pixels) if following and not big else None
+            ahead = reader.submit(load, following) if following and not big else None
             model = _model_for(denoiser, photo, res) if photo is not None else None
             if on_start:
                 on_start(i, res.weights)
             stored = None
             if model is not None and _denoise(model, photo, res, on_tile):
-                stored = writer.submit(_store, photo, job, res, overwrite, stdout_format)
+                stored = writer.submit(_store, photo, job, res, overwrite, stdout_format, skip_existing)
             if behind is not None:
                 yield _finish(*behind)
             behind = (res, stored)
@@ -225,7 +257,7 @@ def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite:
                 yield _finish(*behind)
                 behind = None
             if ahead is None and following:
-                ahead = reader.submit(_load, following, overwrite, max_pixels)
+                ahead = reader.submit(load, following)
         if behind is not None:
             yield _finish(*behind)
 
@@ -250,7 +282,7 @@ def _finish(res: Result, stored: Future | None) -> Result:
     return res
 
 
-def _load(job: Job, overwrite: bool, max_pixels: int) -> tuple[Result, Photo | None]:
+def _load(job: Job, overwrite: bool, max_pixels: int, skip_existing: bool = False) -> tuple[Result, Photo | None]:
     """A job's Result (its error set when the job cannot start) and its decoded photo (None then)."""
     res = Result(job.source, job.target, ok=False)
     res.seconds = -time.perf_counter()
@@ -268,7 +300,7 @@ def _load(job: Job, overwrite: bool, max_pixels: int) -> tuple[Result, Photo | N
         photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels,
                            raw=True)
     except DenoiseError as e:
-        res.error, res.exception = str(e), e
+        _failed(res, e, skip_existing)
         res.seconds += time.perf_counter()
         return res, None
     res.notices = photo.notices
@@ -292,7 +324,16 @@ def _denoise(denoiser: "Denoiser", photo: Photo, res: Result, on_tile: Callable[
     return res.error is None
 
 
-def _store(photo: Photo, job: Job, res: Result, overwrite: bool, stdout_format: str) -> None:
+def _failed(res: Result, e: DenoiseError, skip_existing: bool) -> None:
+    """Record a job's failure, or, for an output that exists while ``skip_existing``, that it was done elsewhere."""
+    if skip_existing and isinstance(e, OutputExistsError):
+        res.skipped = True
+    else:
+        res.error, res.exception = str(e), e
+
+
+def _store(photo: Photo, job: Job, res: Result, overwrite: bool, stdout_format: str,
+           skip_existing: bool = False) -> None:
     """Encode and write the denoised photo (stdout or its target); the Result says whether that worked."""
     try:
         if job.target == STDIO:
@@ -304,25 +345,86 @@ def _store(photo: Photo, job: Job, res: Result, overwrite: bool, stdout_format: 
     except DenoiseError as e:
         if isinstance(e, StdoutClosed):
             raise
-        res.error, res.exception = str(e), e
+        _failed(res, e, skip_existing)
     finally:
         res.seconds += time.perf_counter()
 
 
+def stdout_binary():
+    """Standard output's byte stream; an ImageError when the process was started with it closed (``>&-``)."""
+    if sys.stdout is None:
+        raise ImageError("standard output is closed: redirect it to a file or a pipe, or use -o DIR")
+    return sys.stdout.buffer
+
+
 def _write_stdout(data: bytes) -> None:
+    """Write the image to stdout and make sure the reader took all of it: a reader that stops early (``| head -c
+    10``) may leave before a short image has even filled the pipe, and that is a failure, not a success."""
+    out = stdout_binary()
     try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        out.write(data)
+        out.flush()
     except BrokenPipeError:
-        # Python would complain again when it flushes stdout at exit: point it at nothing first
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         raise StdoutClosed("standard output was closed before the whole image was written") from None
+    except OSError as e:
+        _silence_stdout()
+        raise ImageError(f"cannot write to standard output: {e.strerror or e}") from None
+    if not _pipe_drained(out.fileno()):
+        _silence_stdout()
+        raise StdoutClosed("the reader of standard output stopped before it had read the whole image")
 
 
-def summary_line(done: int, failed: int, megapixels: float, seconds: float, device: str) -> str:
-    """The closing line of a batch: counts, and the network's throughput (denoising time only, not loading,
-    decoding or writing) to three significant figures so that a slow device reads e.g. 0.0123 MP/s, not 0.00."""
+def _silence_stdout() -> None:
+    """Point stdout at nothing, so that Python's own flush at exit does not fail (and complain) a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _pipe_drained(fd: int) -> bool:
+    """For a pipe: wait until its reader has taken every byte written (True) or has gone away with bytes left unread
+    (False). Anything else (a file, a terminal, a socket) is True at once."""
+    import select
+    import stat
+
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return True
+        import fcntl
+        import termios
+
+        poller = select.poll()
+        poller.register(fd, select.POLLERR)
+        while True:
+            left = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+            if left == 0:
+                return True
+            if poller.poll(20):  # POLLERR: the read end is closed
+                return False
+    except (OSError, ImportError):  # no FIONREAD on this platform or pipe: trust the write
+        return True
+
+
+#: Below this many megapixels in all, a throughput says more about start-up than about the network: not shown.
+MIN_MEGAPIXELS_FOR_SPEED = 1.0
+
+
+def summary_line(done: int, failed: int, megapixels: float, seconds: float, device: str, *, skipped: int = 0,
+                 where: str | None = None, model: str | None = None) -> str:
+    """The closing line of a batch: counts, where the outputs went and which model made them, and the network's
+    throughput (denoising time only, not loading, decoding or writing; three significant figures, so a slow device
+    reads e.g. 0.0123 MP/s, not 0.00) once there were enough pixels for it to mean something."""
     line = f"{done} denoised, {failed} failed"
-    if done and seconds > 0:
+    if skipped:
+        line += f", {skipped} skipped (output exists)"
+    if done and where:
+        line += f" · {where}"
+    if done and model:
+        line += f" · {model}"
+    if done and seconds > 0 and megapixels >= MIN_MEGAPIXELS_FOR_SPEED:
         line += f" · {megapixels / seconds:.3g} MP/s on {device}"
+    elif done:
+        line += f" · on {device}"
     return line

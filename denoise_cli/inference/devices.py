@@ -68,15 +68,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """auto → CUDA, then MPS, then CPU; an explicit name must be available."""
+    """auto → CUDA, then MPS, then CPU; an explicit name (cpu, mps, cuda or cuda:N) must be available."""
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps and mps.is_available())
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device cuda: no CUDA GPU is available to this PyTorch build")
-    if name == "mps" and not has_mps:
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name}: no CUDA GPU is available to this PyTorch build")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), cuda:0 to "
+                          f"cuda:{torch.cuda.device_count() - 1}")
+    if kind == "mps" and not has_mps:
         raise DeviceError("device mps: Apple MPS is not available here")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
     return torch.device(name)

@@ -17,10 +17,15 @@ import numpy as np
 TileFn = Callable[[np.ndarray], np.ndarray]
 
 
-def _ramp(n: int, lo_ctx: int, hi_ctx: int, overlap: int) -> np.ndarray:
-    """1 on the tile's own pixels, falling linearly to 0 across a band of overlap/4 into the
-    context on each side, 0 beyond it."""
-    band = max(1, overlap // 4)
+def _band(tile: int, overlap: int) -> int:
+    """Pixels of blending on each side of a tile's core: a quarter of the context, never more than the tile itself
+    (a context many times the tile would otherwise blend across tiles that do not reach that far)."""
+    return max(1, min(overlap // 4, tile))
+
+
+def _ramp(n: int, lo_ctx: int, hi_ctx: int, overlap: int, band: int) -> np.ndarray:
+    """1 on the tile's own pixels, falling linearly to 0 across ``band`` pixels into the context on each side, 0
+    beyond it."""
     fall = 1.0 - (np.arange(overlap) + 1) / (band + 1)
     fall = np.clip(fall, 0.0, 1.0).astype(np.float32)  # fall[k]: weight k+1 pixels out of the core
     r = np.ones(n, np.float32)
@@ -72,7 +77,7 @@ def blend_tiles(fn: TileFn, src: np.ndarray, dst: np.ndarray, tile: int | None, 
         if on_tile:
             on_tile(passes, total)
         return
-    band = min(max(1, overlap // 4), overlap)  # pixels of blending on each side of a tile's core
+    band = min(_band(tile, overlap), overlap)
     # Weights are separable (a row ramp times a column ramp) and the tiles form a grid, so their sum at a pixel is
     # the sum of the row ramps there times the sum of the column ramps: no per-tile weight images to add up.
     cols = [_span(x0, w, tile, overlap, band) for x0 in range(0, w, tile)]
@@ -125,7 +130,7 @@ def _span(start: int, n: int, tile: int, overlap: int, band: int) -> tuple[int, 
     bands), and that part's weights."""
     a, b = max(0, start - overlap), min(n, start + tile + overlap)
     lo, hi = max(0, start - band), min(n, start + tile + band)
-    return a, b, lo, hi, _ramp(b - a, start - a, b - min(n, start + tile), overlap)[lo - a : hi - a]
+    return a, b, lo, hi, _ramp(b - a, start - a, b - min(n, start + tile), overlap, band)[lo - a : hi - a]
 
 
 def _soften(estimate: np.ndarray, src: np.ndarray, strength: float) -> None:

@@ -96,6 +96,14 @@ def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
     return None
 
 
+def _layout_description(text: object) -> bool:
+    """Whether an ImageDescription is a writer's note of the file's array layout (tifffile's ``{"shape": [...]}``,
+    ImageJ's ``ImageJ=…``) rather than words about the photo: carried into an output it would describe pages and
+    planes that are not there, and readers that trust it fail."""
+    s = str(text).lstrip()
+    return s.startswith('{"shape"') or s.startswith("ImageJ=")
+
+
 def _photo_exif(im: Image.Image, data: bytes) -> bytes | None:
     """The photo's EXIF (camera, settings, dates, GPS) without the container's layout tags; None if there is none."""
     raw = im.info.get("exif")
@@ -111,7 +119,7 @@ def _photo_exif(im: Image.Image, data: bytes) -> bytes | None:
             src = im.getexif()  # TIFF: the tags of IFD0
         out = Image.Exif()
         for tag in EXIF_IFD0_TAGS:
-            if tag in src:
+            if tag in src and not (tag == 0x010E and _layout_description(src[tag])):
                 out[tag] = src[tag]
         for tag in EXIF_SUB_IFDS:
             sub = src.get_ifd(tag)

@@ -30,6 +30,7 @@ class WeightsEntry:
     channels: int
     noise: str
     description: str = ""
+    use: str = ""  # what it is for, in a photographer's words (weights list)
     size: int = 0
     embedded: str | None = None
     repo_id: str | None = None
@@ -76,7 +77,7 @@ def load_registry(path: Path | None = None) -> Registry:
             src = e.get("source", {})
             entries[name] = WeightsEntry(
                 name=name, sha256=str(e["sha256"]), channels=int(e["channels"]), noise=str(e["noise"]),
-                description=e.get("description", ""), size=int(e.get("size", 0)),
+                description=e.get("description", ""), use=str(e.get("use", "")), size=int(e.get("size", 0)),
                 embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
                 revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
         registry = Registry(default=str(data["default"]), entries=entries, default_gray=data.get("default_gray"))
@@ -190,7 +191,7 @@ def registry_rows() -> list[dict[str, Any]]:
     for e in reg.entries.values():
         local = cached_path(e)
         rows.append({"name": e.name, "default": e.name == reg.default, "default_gray": e.name == reg.default_gray,
-                     "channels": e.channels, "noise": e.noise, "size_mb": round(e.size / 1e6, 2),
+                     "channels": e.channels, "noise": e.noise, "use": e.use, "size_mb": round(e.size / 1e6, 2),
                      "source": "embedded" if e.embedded else f"hf://{e.repo_id}",
                      "local": bool(local and local.exists()),
                      "scores": [(k, v["psnr"]) for k, v in e.metrics.items() if "psnr" in v]})

@@ -26,6 +26,21 @@ class Adapted:
     distill_budget: Budget
 
 
+def finished(run: str | Path, seconds: float, fit_share: float = FIT_SHARE) -> bool:
+    """Whether an adapt run has nothing left to do within ``seconds``: both stages stopped on their score or used
+    their share of this budget, and the model exists. A larger budget than before is not finished (it continues)."""
+    fit_run, model_run = Run(run), Run(Path(run) / "model")
+    if not (fit_run.exists() and model_run.exists() and (model_run.path / "model.safetensors").exists()):
+        return False
+
+    def used(r: Run, share: float) -> bool:
+        meta = r.metadata()
+        return meta.get("stopped") == "1" or (float(meta.get("progress", 0)) >= 1
+                                              and float(meta.get("elapsed", 0)) >= 0.99 * seconds * share)
+
+    return used(fit_run, fit_share) and used(model_run, MIN_DISTILL_SHARE)
+
+
 def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, seconds: float, device: torch.device,
           *, precision: str = "fp32", fit_share: float = FIT_SHARE, show_progress: bool = True,
           on_image: Callable[[Path], None] | None = None) -> Adapted:

@@ -89,8 +89,16 @@ def build_report(noise: NoiseModel, device: torch.device, on_images: ImageSigma 
 
 
 def mid_gray(report: dict) -> dict[str, list[float]]:
-    """σ (0–255) per group and channel at intensity 0.5: on the fit's images where the report has it (the noise
-    the model applies to those photos), else on flat gray."""
+    """σ (0–255) per group and channel at intensity 0.5: from the model distill draws from (the correlated model, in
+    real mode: the curve the report draws boldest), else on the fit's images where the report has it (the noise the
+    model applies to those photos), else on flat gray."""
+    corr = report.get("correlated")
+    if corr:
+        x = np.asarray(corr["levels"], float)
+        return {g: [round(float(np.interp(0.5, x[np.isfinite(np.asarray(c, float))],
+                                          np.asarray(c, float)[np.isfinite(np.asarray(c, float))])), 2)
+                    for c in [[np.nan if v is None else v for v in ch] for ch in chans]]
+                for g, chans in corr["sigma"].items()}
     mid = len(report["levels"]) // 2
     out = {}
     for g, flat in report["sigma"].items():
@@ -118,10 +126,10 @@ def plot(report: dict, path: Path) -> None:
     levels = np.asarray(report["levels"])
     readings = []
     if corr:
-        readings.append(("what distill draws (correlated model)", corr["levels"], corr["sigma"], "-", 2.2))
+        readings.append(("your camera's noise as the fast model learns it", corr["levels"], corr["sigma"], "-", 2.2))
     if "sigma_on_images" in report:
-        readings.append(("CNNest on your photos", levels, report["sigma_on_images"], "--", 1.4))
-    readings.append(("CNNest on flat gray", levels, report["sigma"], ":", 1.2))
+        readings.append(("measured on your photos", levels, report["sigma_on_images"], "--", 1.4))
+    readings.append(("on a flat gray surface", levels, report["sigma"], ":", 1.2))
     for label, x, by_group, style, width in readings:
         arr = np.array([[[np.nan if v is None else v for v in ch] for ch in g] for g in by_group.values()], float)
         for c, (name, colour) in enumerate(CHANNEL_COLOURS[report["channels"]]):
@@ -134,7 +142,7 @@ def plot(report: dict, path: Path) -> None:
     ax.set(xlabel="intensity (0 black – 1 white)", ylabel="noise σ (of 255)", xlim=(0, 1), ylim=(0, None),
            title="Noise level against brightness")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.2), ncol=2, frameon=False)  # below the axis label
     if corr:
         ax = axes[0][1]
         c = corr["correlations"]
@@ -143,6 +151,7 @@ def plot(report: dict, path: Path) -> None:
             ax.plot(lags, c["horizontal"][i], "-o", color=colour, ms=3, label=f"{name}, horizontal")
             ax.plot(lags, c["vertical"][i], "--", color=colour, label=f"{name}, vertical")
         ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(lags)
         names = [n for n, _ in CHANNEL_COLOURS[report["channels"]]]
         pairs = [f"{names[a]}–{names[b]} {c['channels'][a][b]:.2f}" for a in range(len(names)) for b in range(a + 1, len(names))]
         ax.set(xlabel="distance (pixels)", ylabel="correlation of the noise", ylim=(-0.2, 1.05),

@@ -168,3 +168,18 @@ def length_note(records: list[dict]) -> str | None:
                 f"+{best[1] - max(s for p, s in log.points if p <= log.points[-1][0] - 0.2):.2f} dB over the last fifth): "
                 "give it more time")
     return None
+
+
+def against_start(records: list[dict]) -> str | None:
+    """A fine-tune's verdict in words, from its own scores: whether the kept weights are expected to beat the weights
+    it started from (the shipped default), by how much on the held-out photos' estimate; None without a scored
+    start."""
+    start = next((r["score"] for r in records if r.get("start") and "score" in r), None)
+    scores = [r["score"] for r in records if "score" in r and not r.get("start")]
+    if start is None or not scores:
+        return None
+    gain = max(scores) - start
+    if gain > 0.05:
+        return f"expected to denoise these photos better than the default it started from (+{gain:.2f} dB estimated)"
+    return ("not expected to beat the default it started from on these photos (it scored no higher), so the default "
+            "was kept")
