@@ -125,7 +125,7 @@ def test_weights_list_table_prints_every_name_whole_on_a_narrow_terminal():
     r = run_cli("weights", "list", env={"COLUMNS": "80"})
     out = r.stdout.decode()
     assert r.returncode == 0 and max(len(line) for line in out.splitlines()) <= 80
-    assert all(name in out for name in load_registry().entries) and "(gray default)" in out
+    assert all(name in out for name in load_registry().entries) and "default for gray" in out
 
 
 def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
@@ -141,7 +141,10 @@ def test_raw_input_becomes_16bit_tiff(tmp_path, tiny_weights):
 def test_summary_line_keeps_three_significant_figures_of_slow_throughput():
     from denoise_cli.inference.batch import summary_line
 
-    assert summary_line(2, 1, 0.0246, 2.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
+    assert summary_line(2, 1, 2.46, 200.0, "cpu") == "2 denoised, 1 failed · 0.0123 MP/s on cpu"
+    assert summary_line(2, 0, 0.5, 0.1, "cpu") == "2 denoised, 0 failed · on cpu"  # too few pixels for a speed
+    assert summary_line(3, 0, 30.0, 10.0, "cpu", skipped=1, where="into out/", model="model m") == \
+        "3 denoised, 0 failed, 1 skipped (output exists) · into out/ · model m · 3 MP/s on cpu"
     assert summary_line(0, 3, 0.0, 0.0, "cpu") == "0 denoised, 3 failed"
 
 
@@ -185,7 +188,7 @@ def test_write_failures_are_reported_per_file(tmp_path, tiny_weights):
     assert r.returncode == 1 and b"is a folder" in r.stderr and b"Traceback" not in r.stderr
     assert (tmp_path / "out" / "b.png").is_file()
     r = run_cli("denoise", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png"), "-w", str(tiny_weights))
-    assert r.returncode == 2 and b"-o takes a folder" in r.stderr
+    assert r.returncode == 2 and b"is the input itself" in r.stderr
 
 
 def test_a_full_disk_fails_the_file_and_leaves_nothing_behind(tmp_path, tiny_weights):

@@ -145,6 +145,9 @@ def test_adapt_runs_fit_then_distill_and_stores_a_profile_for_the_photos_camera(
     (stored,) = json.loads(run_cli("profiles", "list", "--json", env=env).stdout)
     assert (stored["name"], stored["camera"], stored["isos"]) == ("cam-a", "Maker Cam A", [1600.0])
     assert stored["sigma_mid"] and "distill" in stored["made_by"]
+    again = run_cli("adapt", str(d), str(clean), "--run", str(tmp_path / "cam"), "--time-budget", "4s", env=env)
+    assert again.returncode == 0 and b"has adapted already within 4 seconds" in again.stderr
+    assert b"Adapting" not in again.stderr and b"done:" not in again.stderr  # no stage ran again
 
 
 def test_init_starts_from_given_weights_and_rejects_a_mismatch(tmp_path, gray_fit):
@@ -241,3 +244,13 @@ def test_a_resumed_adapt_leaves_distill_what_is_left_of_the_one_budget(tmp_path,
     monkeypatch.setattr(adapt_module, "distill", fake_distill)
     adapt_module.adapt(tmp_path, [], tmp_path / "run", 3600, torch.device("cpu"), show_progress=False)
     assert seen["seconds"] == pytest.approx(0.4 * 3600, abs=5)
+
+
+def test_entry_of_a_model_made_without_clean_images_reads_as_whole_sentences(tmp_path, gray_fit):
+    out = tmp_path / "pairs"
+    r = run_cli("distill", "--fit", str(gray_fit), "--iterations", "1", "--patch", "32", "--batch", "2",
+                "--pairs-share", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    entry = (out / "entry.toml").read_text()
+    assert "stage-1 results (no clean images)" in entry and "; no clean images" in entry
+    assert 'from "' not in entry and 'clean: "' not in entry

@@ -170,3 +170,13 @@ def test_a_fine_tune_that_only_scores_lower_ends_on_its_start(tmp_path):
     records = [r for r in run.records() if "score" in r]
     assert records[0]["start"] and records[0]["step"] == 0 and records[0]["best"]
     assert budget.stopped and not any(r.get("best") for r in records[1:])
+
+
+def test_against_start_says_in_words_whether_the_fine_tune_beats_its_start():
+    from denoise_cli.training.self_score import against_start
+
+    start = {"step": 0, "score": 38.0, "start": True}
+    assert "better than the default" in against_start([start, {"step": 9, "score": 38.4}])
+    assert "+0.40 dB" in against_start([start, {"step": 9, "score": 38.4}])
+    assert "not expected to beat" in against_start([start, {"step": 9, "score": 37.9}])
+    assert against_start([{"step": 9, "score": 37.9}]) is None  # no scored start: nothing to compare with

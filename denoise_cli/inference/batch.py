@@ -133,7 +133,7 @@ def plan(inputs: list[tuple[str, Path | None]], *, output: str | None, suffix: s
             raise ConfigError(f"-o {output} and --format {fmt} disagree: leave one out")
         src = inputs[0][0]
         if src != STDIO and os.path.lexists(src) and real_path(output) == real_path(src):
-            return [Job(src, output, "output would overwrite an input (use another -o)")]
+            raise ConfigError(f"-o {output} is the input itself, and inputs are never overwritten: name another file")
         return [Job(src, output, None if src == STDIO or os.path.lexists(src) else "no such file")]
     if suffix is None:
         suffix = "" if output and output != STDIO else "_denoised"

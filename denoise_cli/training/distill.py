@@ -356,7 +356,8 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, fit: FitRun, params: 
                + f" --noise-passes {cfg.noise_passes} --noise-model {cfg.noise_model} --keep {cfg.keep}"
                + (" --precision bf16" if precision == "bf16" else ""))
     entry = {
-        "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} with clean images from {clean}",
+        "description": f"MWCNN(unpaired) distilled from fit run {cfg.fit_run} " + (
+            f"with clean images from {clean}" if clean else "on the photos' own stage-1 results (no clean images)"),
         "architecture": {"arch": "mwcnn", "name": cfg.arch, "params": params},
         "channels": fit.config.channels,
         "noise": f"learned ({fit.config.mode} mode)",
@@ -365,9 +366,10 @@ def _write_entry(out: Run, path: Path, cfg: DistillConfig, fit: FitRun, params: 
         "training": {
             "kind": "unpaired: fit (stage 1) + distill (stage 2)",
             "command": command,
-            "data": f"noisy: {noisy_dir}; clean: {clean}",
+            "data": f"noisy: {noisy_dir}; " + (f"clean: {clean}" if clean else "no clean images"),
             "hardware": hw,
-            "time": f"{budget.elapsed / 60:.1f} min training ({budget.step} steps) in this session: {seconds / 60:.1f} min",
+            "time": f"{budget.elapsed / 60:.1f} min training ({budget.step} steps); the last session took "
+                    f"{seconds / 60:.1f} min",
         },
     }
     write_entry(out.path / "entry.toml", name, entry,
