@@ -37,6 +37,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-pairs" / "PolyU"
 OUT = ROOT / "benchmarks" / "results"
 CACHE = OUT / "real_cameras"
 RUNS = ROOT / "runs" / "real_cameras"
+NLM_H = (3, 4, 5)  # OpenCV NLM filter strengths tried per camera (h = hColor, 7×7 patches, 21×21 search)
 SWEEP = (8, 12, 16, 20, 24)  # CBM3D σ values tried per camera (0–255)
 SWEEP_PER_CAMERA = 4  # images per camera the σ sweep is scored on (the best σ is then run on all of them)
 QUICK_CAMERA = "Canon600D"  # the smallest camera (11 crops)
@@ -104,6 +105,37 @@ def cbm3d(sigma: float):
     return lambda y: np.asarray(bm3d.bm3d_rgb(y, sigma / 255), np.float32)
 
 
+def nlm(h: int):
+    """OpenCV's non-local means for colour images, the one-line classical call: h = hColor, 7×7 patches, 21×21 search."""
+    import cv2
+
+    def run(y: np.ndarray) -> np.ndarray:
+        y8 = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
+        return cv2.fastNlMeansDenoisingColored(y8, None, h, h, 7, 21).astype(np.float32) / 255
+
+    return run
+
+
+def best_nlm(names: list[str]) -> int | None:
+    """The NLM strength with the highest mean PSNR on a camera's crops (chosen on the references: an upper bound)."""
+    means = {h: Scores(f"nlm-h{h}").mean(names) for h in NLM_H}
+    done = [h for h in NLM_H if means[h]]
+    return max(done, key=lambda h: means[h]["psnr"]) if done else None
+
+
+def candidates(data: Path, cams: dict[str, list[str]], specs: list[str]) -> list[str]:
+    """Score weights given as LABEL=NAME_OR_FILE (e.g. a model in training) on every crop; returns their labels."""
+    from denoise_cli.api import load_denoiser
+
+    every = [n for names in cams.values() for n in names]
+    labels = []
+    for spec in specs:
+        label, _, weights = spec.partition("=")
+        score(f"model-{label}", load_denoiser(weights, device="cpu", precision="fp32"), data, every)
+        labels.append(label)
+    return labels
+
+
 def anchors(data: Path, cams: dict[str, list[str]]) -> None:
     """Noisy, CBM3D blind, the CBM3D sweep on each camera's subset, its best σ on all images, the shipped default,
     and the guided filter alone (what stage 1 ends with, on the noisy photo: how much the learning adds)."""
@@ -114,6 +146,8 @@ def anchors(data: Path, cams: dict[str, list[str]]) -> None:
     score("noisy", lambda y: y, data, every)
     score("guided-filter", lambda y: np.clip(guided_filter(y, y, 1, 0.01), 0, 1), data, every)
     score("default", load_denoiser(None, device="cpu", precision="fp32"), data, every)
+    for h in NLM_H:
+        score(f"nlm-h{h}", nlm(h), data, every)
     for cam, names in cams.items():
         subset = sweep_subset(names)
         for sigma in SWEEP:
@@ -188,16 +222,21 @@ def adapt_all(data: Path, cams: dict[str, list[str]], args: argparse.Namespace) 
 
 # --- the table -----------------------------------------------------------------------------------------------
 
-def table(cams: dict[str, list[str]], settings: list[str]) -> list[dict]:
+def table(cams: dict[str, list[str]], settings: list[str], models: list[str] = ()) -> list[dict]:
     """One row per method: PSNR per camera, the mean over cameras, the mean over all images, seconds per image."""
     best = {cam: best_sigma(cam, names) for cam, names in cams.items()}
+    h = {cam: best_nlm(names) for cam, names in cams.items()}
     methods = [("noisy", "noisy photo", lambda cam: "noisy"),
                ("cbm3d-blind", "CBM3D, blind σ (MAD estimate)", lambda cam: "cbm3d-blind"),
                ("cbm3d-best", "CBM3D, best σ per camera (chosen on the references: an upper bound)",
                 lambda cam: f"cbm3d-s{best[cam]}" if best[cam] else "cbm3d-none"),
+               ("nlm-h4", "OpenCV NLM, `fastNlMeansDenoisingColored(h=hColor=4, 7, 21)`", lambda cam: "nlm-h4"),
+               ("nlm-best", "OpenCV NLM, best h of 3/4/5 per camera (chosen on the references)",
+                lambda cam: f"nlm-h{h[cam]}" if h[cam] else "nlm-none"),
                ("guided-filter", "guided filter alone on the noisy photo (radius 1, ε 0.01: stage 1's last step; no "
                 "learning)", lambda cam: "guided-filter"),
                ("default", "shipped default, no adaptation", lambda cam: "default")]
+    methods += [(f"model-{m}", f"weights `{m}`, no adaptation", lambda cam, m=m: f"model-{m}") for m in models]
     for s in settings:
         methods += [(f"{s}-stage1", f"`fit` stage 1 ({s})", lambda cam, s=s: f"{s}-stage1"),
                     (f"{s}-adapt", f"`adapt` ({s})", lambda cam, s=s: f"{s}-adapt")]
@@ -288,6 +327,8 @@ def main() -> None:
     ap.add_argument("--settings", nargs="*", default=None, help="adapt settings to show (default: all cached)")
     ap.add_argument("--quick", action="store_true", help=f"one camera ({QUICK_CAMERA}), 10-minute adapt")
     ap.add_argument("--table", action="store_true", help="only rebuild the table from cached scores")
+    ap.add_argument("--model", action="append", default=[], metavar="LABEL=WEIGHTS",
+                    help="also score these weights (registry name or file), e.g. a default in training")
     args = ap.parse_args()
     if not args.data.is_dir():
         sys.exit(f"{args.data} not found (PolyU lives in ../shared/data/real-pairs/PolyU)")
@@ -304,7 +345,9 @@ def main() -> None:
         adapt_all(args.data, cams, args)
     settings = args.settings if args.settings is not None else sorted(
         {p.stem.rsplit("-", 1)[0] for p in CACHE.glob("*-adapt.json")})
-    write(table(cams, settings), cams, args)
+    models = candidates(args.data, cams, args.model) if args.model else sorted(
+        p.stem[len("model-"):] for p in CACHE.glob("model-*.json"))
+    write(table(cams, settings, models), cams, args)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,40 @@ def smooth_rgb() -> np.ndarray:
 
 
 def run_cli(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path | None = None,
-            preexec_fn=None) -> subprocess.CompletedProcess:
-    """Run `python -m denoise_cli ARGS` as a user would (fresh process, so env vars apply)."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "denoise_cli", *args], capture_output=True, input=stdin,
-                          env=full_env, cwd=cwd, timeout=300, preexec_fn=preexec_fn)
+            preexec_fn=None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run `denoise-cli ARGS` as a user would and return what a process would: exit code, stdout and stderr bytes.
+
+    In this process by default (Typer's runner: no PyTorch import per call, which made the suite minutes slower);
+    ``fresh=True`` (or a ``preexec_fn``) runs `python -m denoise_cli` in a new process, for what only a real process
+    shows: signals, file-size limits, real stdio pipes, environment read at import time (the Hub's endpoint)."""
+    if fresh or preexec_fn is not None:
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        return subprocess.run([sys.executable, "-m", "denoise_cli", *args], capture_output=True, input=stdin,
+                              env=full_env, cwd=cwd, timeout=300, preexec_fn=preexec_fn)
+    return _in_process(list(args), {"COLUMNS": "200", **(env or {})}, stdin, cwd)
+
+
+def _in_process(args: list[str], env: dict, stdin: bytes | None, cwd: Path | None) -> subprocess.CompletedProcess:
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from denoise_cli.cli import app
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(env)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, args, input=stdin, catch_exceptions=True)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    stderr = result.stderr_bytes or b""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):  # what a process would print
+        stderr += "".join(traceback.format_exception(result.exception)).encode()
+    return subprocess.CompletedProcess(["denoise-cli", *args], result.exit_code, result.stdout_bytes, stderr)
 
 
 def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:

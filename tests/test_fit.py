@@ -33,8 +33,8 @@ def test_fit_gray_synthetic_and_resume(tmp_path):
     assert r.returncode == 2 and b"--resume" in r.stderr
     r = run_cli("fit", str(d), "--run", str(run), "--iterations", "6", "--resume")
     assert r.returncode == 0, r.stderr
-    steps = [r["step"] for r in Run(run).records()] or [6]
-    assert max(steps) <= 6
+    finals = [r["step"] for r in Run(run).records() if r.get("final")]
+    assert finals == [4, 6] and Run(run).metadata()["step"] == "6"  # the resume trained steps 5 and 6, no more
 
 
 def test_extending_a_finished_fit_continues_phase_c(tmp_path, monkeypatch):

@@ -370,7 +370,7 @@ def _write_stdout(data: bytes) -> None:
     except OSError as e:
         _silence_stdout()
         raise ImageError(f"cannot write to standard output: {e.strerror or e}") from None
-    if not _pipe_drained(out.fileno()):
+    if not _pipe_drained(out):
         _silence_stdout()
         raise StdoutClosed("the reader of standard output stopped before it had read the whole image")
 
@@ -383,13 +383,14 @@ def _silence_stdout() -> None:
         pass
 
 
-def _pipe_drained(fd: int) -> bool:
+def _pipe_drained(stream) -> bool:
     """For a pipe: wait until its reader has taken every byte written (True) or has gone away with bytes left unread
-    (False). Anything else (a file, a terminal, a socket) is True at once."""
+    (False). Anything else (a file, a terminal, a socket, a stream with no file behind it) is True at once."""
     import select
     import stat
 
     try:
+        fd = stream.fileno()
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             return True
         import fcntl
