@@ -12,7 +12,7 @@ import torch
 from denoise_cli.evaluation.scoring import Row, classical, evaluate, report_stem, summarize, synthetic_pairs, write_report
 from denoise_cli.inference.devices import pick_device
 from denoise_cli.io import list_images, read_image
-from denoise_cli.evaluation.synthetic_noise import parse_spec
+from denoise_cli.noise.synthetic import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -27,10 +27,10 @@ from denoise_cli.inference.devices import pick_device
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
 from denoise_cli.models.dbsn import SIGMA_MU_START
 from denoise_cli.training.run_config import FIT_V1
-from denoise_cli.models.cnnest import NoiseModel
+from denoise_cli.noise.cnnest import NoiseModel
 from denoise_cli.models.cholesky import covariance
-from denoise_cli.evaluation.synthetic_noise import add_noise, parse_spec, quantize
-from denoise_cli.training.noise_report import images_sigma
+from denoise_cli.noise.synthetic import add_noise, parse_spec, quantize
+from denoise_cli.noise.report import images_sigma
 from denoise_cli.training.runs import Budget, Run, parse_duration
 from denoise_cli.training.fit_run import FitRun
 from denoise_cli.training.fit import FitConfig, fit, saved_config

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from denoise_cli.io import Photo, write_image
-from denoise_cli.evaluation.synthetic_noise import add_noise, image_rng, quantize
+from denoise_cli.noise.synthetic import add_noise, image_rng, quantize
 
 OUT = Path(__file__).resolve().parents[1] / "denoise_cli" / "examples"
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from denoise_cli.io import list_images, read_image
-from denoise_cli.models.correlated_noise import CorrelatedNoise, load_noise
-from denoise_cli.evaluation.synthetic_noise import camera_render, image_rng, quantize
+from denoise_cli.noise.correlated import CorrelatedNoise, load_noise
+from denoise_cli.noise.synthetic import camera_render, image_rng, quantize
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
@@ -111,7 +111,7 @@ def camera(iso: float, clean_dir: Path, limit: int, budget: str) -> list[dict]:
     import sys
 
     from denoise_cli.evaluation.scoring import synth_folder
-    from denoise_cli.evaluation.synthetic_noise import parse_spec
+    from denoise_cli.noise.synthetic import parse_spec
 
     base = RUNS / f"camera-{iso:g}"
     sources = list_images(clean_dir)[:limit]

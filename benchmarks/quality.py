@@ -20,7 +20,7 @@ from pathlib import Path
 from denoise_cli.api import load_denoiser
 from denoise_cli.evaluation.scoring import (classical, evaluate, method_label, report_stem, summarize, synthetic_pairs,
                                   write_report)
-from denoise_cli.evaluation.synthetic_noise import parse_spec
+from denoise_cli.noise.synthetic import parse_spec
 from denoise_cli.registry.weights import load_registry
 
 from .common import classical_scores, hardware, merge_rows

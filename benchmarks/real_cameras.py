@@ -110,8 +110,8 @@ def nlm(h: int):
     import cv2
 
     def run(y: np.ndarray) -> np.ndarray:
-        y8 = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
-        return cv2.fastNlMeansDenoisingColored(y8, None, h, h, 7, 21).astype(np.float32) / 255
+        bgr = np.ascontiguousarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)[..., ::-1])  # OpenCV's order
+        return cv2.fastNlMeansDenoisingColored(bgr, None, h, h, 7, 21)[..., ::-1].astype(np.float32) / 255
 
     return run
 

@@ -1,6 +1,6 @@
 """The package's error family: every failure a user can act on is a :class:`DenoiseError` with a one-line message.
 
-The CLI maps each class to an exit code in one place (``cli.errors``); library users catch ``DenoiseError``.
+The CLI maps each class to an exit code in one place (``cli._common.exit_code``); library users catch ``DenoiseError``.
 """
 
 from __future__ import annotations

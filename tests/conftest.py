@@ -97,7 +97,7 @@ def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:
 def noisy_folder(tmp_path: Path, channels: int) -> Path:
     """Two 64×64 gradient images with AWGN σ25, 8-bit: the smallest folder `fit` can learn from."""
     from denoise_cli.io import Photo, write_image
-    from denoise_cli.evaluation.synthetic_noise import add_noise, quantize
+    from denoise_cli.noise.synthetic import add_noise, quantize
 
     d = tmp_path / f"noisy{channels}"
     y, x = np.mgrid[0:64, 0:64] / 64.0

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from denoise_cli.errors import NoiseSpecError
-from denoise_cli.evaluation.synthetic_noise import add_noise, parse_spec
+from denoise_cli.noise.synthetic import add_noise, parse_spec
 from denoise_cli.noise.jpeg_settings import ijg_table, jpeg_settings, quality_of
 from denoise_cli.noise.pipeline import (CFA_CODES, DEMOSAIC, CameraPipeline, camera_noise, demosaic, finish, mosaic,
                                         render, to_sensor, develop)

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import torch
 
-from denoise_cli.models.correlated_noise import (CorrelatedNoise, kernel_covariance, kernel_from_covariance,
+from denoise_cli.noise.correlated import (CorrelatedNoise, kernel_covariance, kernel_from_covariance,
                                                  load_noise, report_section, save_noise)
-from denoise_cli.training.noise_estimate import NoiseFitConfig, calibrated_noise, estimate_noise
+from denoise_cli.noise.estimate import NoiseFitConfig, calibrated_noise, estimate_noise
 
 
 def _kernel(seed: int = 0, size: int = 5) -> np.ndarray:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from denoise_cli.models.dbsn import ARCHS, DBSN, DBSNConfig, build_dbsn, ring_mean
-from denoise_cli.models.cnnest import NoiseModel
+from denoise_cli.noise.cnnest import NoiseModel
 
 
 @pytest.mark.parametrize("ring_skip", [True, False])

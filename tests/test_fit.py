@@ -14,7 +14,7 @@ from denoise_cli.io import read_image
 from denoise_cli.training.runs import Budget, Run
 from denoise_cli.training.fit import PHASE_C, FitConfig, Stage1, fit
 from denoise_cli.training.fit_run import FitRun
-from denoise_cli.training.noise_levels import NoiseLevels
+from denoise_cli.noise.levels import NoiseLevels
 
 
 def test_fit_gray_synthetic_and_resume(tmp_path):

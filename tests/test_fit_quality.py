@@ -5,7 +5,7 @@ import numpy as np
 
 from benchmarks.fit_quality import effective_sigma, max_rel_err_mid, true_sigma
 
-from denoise_cli.evaluation.synthetic_noise import add_noise, quantize
+from denoise_cli.noise.synthetic import add_noise, quantize
 
 
 def test_effective_sigma_matches_the_noise_the_package_synthesises_and_saves():
@@ -58,7 +58,7 @@ def test_sigma_on_noisy_of_a_constant_noise_model_is_that_sigma():
 
     from benchmarks.fit_quality import sigma_on_noisy
 
-    from denoise_cli.models.cnnest import NoiseModel
+    from denoise_cli.noise.cnnest import NoiseModel
 
     for channels in (1, 3):
         net = NoiseModel(channels, 1, diagonal=True)

@@ -4,7 +4,7 @@ import pytest
 from conftest import tiny_model
 import torch
 
-from denoise_cli.errors import DeviceError
+from denoise_cli.errors import ConfigError, DeviceError
 from denoise_cli.inference.denoiser import Denoiser
 from denoise_cli.inference.devices import AUTO_TILE, DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, pick_device
 from denoise_cli.inference.views import DIHEDRAL, dihedral, undo_dihedral
@@ -108,7 +108,7 @@ def test_strength_removes_that_share_of_the_estimated_noise():
     none = Denoiser(tiny_model(3), tile=0, strength=0.0)(x)
     assert np.abs(half - (x - 0.5 * (x - full))).max() < 1e-6
     assert np.array_equal(none, x)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):  # a DenoiseError, as every error the library raises
         Denoiser(tiny_model(3), strength=1.5)
 
 

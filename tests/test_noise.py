@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from denoise_cli.evaluation.synthetic_noise import NoiseSpecError, add_noise, camera_render, image_rng, parse_spec, quantize
+from denoise_cli.noise.synthetic import NoiseSpecError, add_noise, camera_render, image_rng, parse_spec, quantize
 
 
 def _flat(v: float = 0.5, n: int = 512, c: int = 3) -> np.ndarray:
@@ -27,7 +27,7 @@ def test_mg_covariance_is_75sq_U_Lambda_Ut():
     n = ((add_noise(x, "mg:75", rng) - x) * 255).reshape(-1, 3)
     emp = np.cov(n.T)
     # Same draw of U, Λ as add_noise made: it is the first thing taken from the generator.
-    from denoise_cli.evaluation.synthetic_noise import mg_factor
+    from denoise_cli.noise.synthetic import mg_factor
     factor = mg_factor(75, 3, np.random.default_rng(2)) * 255
     assert np.allclose(emp, factor @ factor.T, rtol=0.05, atol=30)
 

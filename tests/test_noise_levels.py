@@ -4,7 +4,7 @@ covariance the self-score takes its risk under."""
 import numpy as np
 import torch
 
-from denoise_cli.training.noise_levels import NoiseLevels
+from denoise_cli.noise.levels import NoiseLevels
 
 
 def _scene(h: int = 192, w: int = 256) -> np.ndarray:
@@ -17,7 +17,7 @@ def _scene(h: int = 192, w: int = 256) -> np.ndarray:
 
 def test_signal_dependent_noise_is_recovered_per_brightness():
     rng = np.random.default_rng(0)
-    alpha, delta = 40 / 255, 10 / 255  # variance α²x + δ², as the hg noise of evaluation.synthetic_noise
+    alpha, delta = 40 / 255, 10 / 255  # variance α²x + δ², as the hg noise of noise.synthetic
     clean = [_scene() for _ in range(4)]
     noisy = [(x + rng.standard_normal(x.shape) * np.sqrt(alpha**2 * x + delta**2)).astype(np.float32) for x in clean]
     levels = NoiseLevels.estimate(noisy)
@@ -39,7 +39,7 @@ def test_covariance_is_diagonal_and_follows_brightness():
 
 
 def test_many_photos_are_read_in_bounded_memory(monkeypatch):
-    from denoise_cli.training import noise_levels
+    from denoise_cli.noise import levels as noise_levels
 
     monkeypatch.setattr(noise_levels, "MAX_BLOCKS", 4000)  # 12288 blocks: every 4th row
     rng = np.random.default_rng(1)

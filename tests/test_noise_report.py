@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from pytest import approx
 
-from denoise_cli.models.cnnest import NoiseModel
-from denoise_cli.training.noise_report import MIN_PIXELS, build_report, group_map, images_sigma, mid_gray, plot
+from denoise_cli.noise.cnnest import NoiseModel
+from denoise_cli.noise.report import MIN_PIXELS, build_report, group_map, images_sigma, mid_gray, plot
 from denoise_cli.training.pixel_shuffle import bayer_groups, pd_down
 
 

@@ -25,7 +25,7 @@ def synth(
 
     from ..inference.batch import STDIO, gather
     from ..evaluation.scoring import synth_folder
-    from ..evaluation.synthetic_noise import parse_spec
+    from ..noise.synthetic import parse_spec
 
     spec = parse_spec(noise)
     sources = [Path(s) for s, _ in gather(inputs) if s != STDIO]
@@ -74,7 +74,7 @@ def eval_cmd(
     from ..evaluation.scoring import (classical, evaluate, given_pairs, method_label, report_stem, summarize, synthetic_pairs,
                             write_report)
     from ..io import list_images
-    from ..evaluation.synthetic_noise import parse_spec
+    from ..noise.synthetic import parse_spec
 
     if (data is None) == (noisy is None) or (noisy is None) != (clean is None):
         raise ConfigError("give --data DIR (synthetic noise), or --noisy DIR --clean DIR (given pairs)")

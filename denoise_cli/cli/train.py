@@ -122,7 +122,7 @@ def _store_or_hint(run: Path, profile: str | None, camera: str | None, iso: list
 
 def _learned_line(report: dict) -> str:
     """What `fit` learned, in a photographer's terms: the noise level at mid-gray and how grainy (correlated) it is."""
-    from ..training.noise_report import mid_gray
+    from ..noise.report import mid_gray
 
     sigma = mid_gray(report)
     groups = list(sigma.values())

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError, ImageError
 from ..io import list_images, read_image, to_channels
 from .metrics import estimate_sigma, psnr, ssim, to_255
-from .synthetic_noise import NoiseSpec, add_noise, image_rng, parse_spec, quantize
+from ..noise.synthetic import NoiseSpec, add_noise, image_rng, parse_spec, quantize
 
 DenoiseFn = Callable[[np.ndarray], np.ndarray]
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DeviceError, ModelOutputError
+from ..errors import ConfigError, DeviceError, ModelOutputError
 from ..io import to_channels
 from ..models.mwcnn import MULTIPLE
 from ..models.mwcnn_folded import fold_wavelets
@@ -43,7 +43,7 @@ class Denoiser:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"strength {self.strength:g}: expected a value from 0 to 1")
+            raise ConfigError(f"strength {self.strength:g}: expected a value from 0 to 1")
         self.precision = resolve_precision(self.precision, self.device)
         if self.precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {self.precision!r}: use auto, fp32, fp16 or bf16")
@@ -51,7 +51,7 @@ class Denoiser:
             raise DeviceError(f"{self.precision} arithmetic needs a GPU or, for bf16, a CPU with bf16 units "
                               "(AVX512-BF16, AMX); use fp32")
         if self.tile is not None and self.tile < 0 or self.overlap < 0:
-            raise ValueError("tile and overlap must be ≥ 0")
+            raise ConfigError("tile and overlap must be ≥ 0")
         self.model = fold_wavelets(self.model.to(self.device).eval())  # the same function, faster
         self.channels = self.model.config.channels
         if self.gray_model is not None:

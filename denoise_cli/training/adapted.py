@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..registry.entry import read_entry
 from .fit_run import FitRun
-from .noise_report import mid_gray
+from ..noise.report import mid_gray
 from .runs import Run
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..registry.checkpoint import load_model, save_model
 from ..errors import ConfigError
 from ..io import read_rgb_folder
-from ..models.correlated_noise import CorrelatedNoise
+from ..noise.correlated import CorrelatedNoise
 from ..models.mwcnn import build_mwcnn
 from .patches import ImagePool, random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pd_down, pd_up

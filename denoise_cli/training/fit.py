@@ -4,12 +4,12 @@ D-BSN predicts each pixel's clean value from its neighbours, N(μ, Σμ); CNNest
 covariance Σn from the noisy value. Training is staged as in the authors' code, which is what
 makes it stable: (A) μ alone by blind-spot MSE against y; (B) Σμ and Σn by the likelihood (the
 paper's constrained eq. 8, or the exact one) with μ held; (C) everything jointly at a 10× lower rate. Bayes
-fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pd.py),
+fusion (eq. 9) gives the stage-1 output. Real photos are pixel-shuffled ×4 first (see pixel_shuffle.py),
 with one noise model per Bayer group, and guided-filtered after upsampling. There D-BSN's error on
 the small sub-images exceeds the camera noise and eq. 8's assumption |Σn| ≫ |Σμ| fails, so real mode
 trains with the exact likelihood, Σμ scaled per Bayer group and starting small (see FitConfig).
 
-Nothing here looks at clean images: no early stopping, no checkpoint choice, no tuning.
+Nothing here looks at clean images: stopping and the kept checkpoint follow a reference-free score (self_score).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from ..io import Photo, list_images, read_named, to_channels, write_image
 from ..models.cholesky import covariance
 from .likelihood import bayes_fusion, constrained_nll, gaussian_nll
 from .local_fusion import local_fusion
-from ..models.correlated_noise import report_section, save_noise
+from ..noise.correlated import report_section, save_noise
 from ..models.dbsn import ARCHS, DBSN, DBSNConfig, GroupScale
-from ..models.cnnest import NoiseModel
-from .noise_report import ImageSigma, build_report, plot
+from ..noise.cnnest import NoiseModel
+from ..noise.report import ImageSigma, build_report, plot
 from .patches import random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pad_to_multiple, pd_down, pd_up
 from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
-from .noise_estimate import calibrated_noise
-from .noise_levels import NoiseLevels
+from ..noise.estimate import calibrated_noise
+from ..noise.levels import NoiseLevels
 from .self_score import ScoreLog, holdout, psnr_of_mse, sure_fusion
 
 if TYPE_CHECKING:

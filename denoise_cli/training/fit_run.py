@@ -11,9 +11,9 @@ import torch
 
 from ..errors import ConfigError
 from ..io import list_images, read_named, to_channels
-from ..models.correlated_noise import CorrelatedNoise, load_noise
+from ..noise.correlated import CorrelatedNoise, load_noise
 from .fit import CORRELATED_FILE, REPORT_FILE, FitConfig, Stage1, saved_config
-from .noise_levels import NoiseLevels
+from ..noise.levels import NoiseLevels
 from .runs import Run
 
 DENOISED = "denoised"  # the folder of stage-1 results in a fit run

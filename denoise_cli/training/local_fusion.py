@@ -9,7 +9,7 @@ fusion measures μ's error where it is instead. The residual d = y − μ holds 
     x̂ = μ + w·d,   w = max(0, 1 − σ²/m),
 
 the shrinkage that minimises SURE pixel by pixel (a local Wiener / James–Stein rule). σ² comes from the photos'
-noise level function (training.noise_levels), not from the networks.
+noise level function (noise.levels), not from the networks.
 """
 
 from __future__ import annotations

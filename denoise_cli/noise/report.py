@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.cnnest import NoiseModel
+from .cnnest import NoiseModel
 
 LEVELS = 21  # report intensities 0, 0.05, …, 1
 MIN_PIXELS = 200  # fewer pixels than this in an intensity bin: no value there (null in the JSON)

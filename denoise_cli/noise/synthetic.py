@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from ..errors import NoiseSpecError
-from ..noise.pipeline import render
-from ..noise.prior import DEFAULT_PRIOR
+from .pipeline import render
+from .prior import DEFAULT_PRIOR
 
 KINDS = ("awgn", "hg", "mg", "camera", "pipeline")
 
@@ -125,7 +125,7 @@ def camera_render(x: np.ndarray, iso: float, rng: np.random.Generator | None = N
 
     Without ``rng`` no noise is added: the same pipeline's noise-free rendering, so that
     ``camera_render(x, iso, rng) − camera_render(x, iso)`` is the camera noise alone, without the
-    demosaicking error of x that ``y − x`` also holds (benchmarks/real_sigma.py's truth)."""
+    demosaicking error of x that ``y − x`` also holds (the truth benchmarks/noise_fidelity.py compares with)."""
     if x.shape[-1] != 3:
         raise NoiseSpecError("camera noise needs an RGB image")
     h, w = x.shape[:2]

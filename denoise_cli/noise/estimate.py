@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..models.correlated_noise import CorrelatedNoise, kernel_from_covariance
+from .correlated import CorrelatedNoise, kernel_from_covariance
 
 KNOTS = 17  # σ table: intensities 0, 1/16, …, 1
 LAGS = 7  # cross-covariance measured over ±7 pixels: the filter is 15×15

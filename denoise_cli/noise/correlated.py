@@ -8,7 +8,7 @@ far from white (PolyU: neighbouring pixels correlate at 0.7, R and G at 0.7). Th
 with K a C×C×k×k colour-spatial filter whose output has unit variance per channel and the measured cross-covariance
 (the square root of the cross power spectrum, frequency by frequency), and σ_g,c(x) a per-channel noise level that
 depends on the intensity of that channel and on the pixel's Bayer site g (2·(i mod 2) + (j mod 2); one table when the
-sites do not differ). It is estimated from noisy photos alone (``training.noise_estimate``) and sampled by ``distill``.
+sites do not differ). It is estimated from noisy photos alone (``noise.estimate``) and sampled by ``distill``.
 """
 
 from __future__ import annotations

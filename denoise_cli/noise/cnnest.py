@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cholesky import cholesky_params, tril_from_params
+from ..models.cholesky import cholesky_params, tril_from_params
 
 WIDTH = 16
 
