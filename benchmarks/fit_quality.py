@@ -33,7 +33,8 @@ from denoise_cli.noise.synthetic import add_noise, parse_spec, quantize
 from denoise_cli.noise.report import images_sigma
 from denoise_cli.training.runs import Budget, Run, parse_duration
 from denoise_cli.training.fit_run import FitRun
-from denoise_cli.training.fit import FitConfig, fit, saved_config
+from denoise_cli.training.fit import fit
+from denoise_cli.training.fit_config import FitConfig, saved_config
 
 
 def true_sigma(spec: str, levels: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ from denoise_cli.models.dbsn import ARCHS as DBSN_ARCHS, build_dbsn
 from denoise_cli.training.runs import Budget, Run
 from denoise_cli.training.distill import DistillConfig, distill
 from denoise_cli.training.fit_run import FitRun
-from denoise_cli.training.fit import FitConfig, fit
+from denoise_cli.training.fit import fit
+from denoise_cli.training.fit_config import FitConfig
 from denoise_cli.registry.weights import load_registry, resolve
 
 EXAMPLE = ROOT / "denoise_cli" / "examples"

@@ -28,7 +28,9 @@ from denoise_cli.evaluation.scoring import synthetic_pairs
 from denoise_cli.io import Photo, list_images, read_image, to_channels, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.distill import DistillConfig, distill, saved_distill_config
-from denoise_cli.training.fit import FitConfig, Stage1, fit, load_noisy, saved_config, score_levels
+from denoise_cli.training.fit import fit, load_noisy, score_levels
+from denoise_cli.training.fit_config import FitConfig, saved_config
+from denoise_cli.training.stage1 import Stage1
 from denoise_cli.training.pixel_shuffle import FACTOR
 from denoise_cli.training.self_score import ScoreLog, holdout
 from denoise_cli.training.fit_run import FitRun

@@ -32,7 +32,8 @@ from .speed import machine
 from denoise_cli.inference.devices import pick_device
 from denoise_cli.models.mwcnn import ARCHS, build_mwcnn
 from denoise_cli.training.distill import DistillConfig, check_precision, make_step_loss
-from denoise_cli.training.fit import FitConfig, Stage1
+from denoise_cli.training.fit_config import FitConfig
+from denoise_cli.training.stage1 import Stage1
 
 OUT = Path(__file__).resolve().parent / "results"
 

@@ -15,7 +15,8 @@ from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.patches import random_patches
 from denoise_cli.training.runs import Run
 from denoise_cli.training.distill import DistillConfig, make_step_loss, parse_noise_scale, saved_distill_config, synthesize
-from denoise_cli.training.fit import FitConfig, Stage1
+from denoise_cli.training.fit_config import FitConfig
+from denoise_cli.training.stage1 import Stage1
 
 
 def _clean_folder(tmp_path):

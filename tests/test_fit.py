@@ -12,7 +12,9 @@ from safetensors.torch import load_file
 from conftest import noisy_folder, run_cli
 from denoise_cli.io import read_image
 from denoise_cli.training.runs import Budget, Run
-from denoise_cli.training.fit import PHASE_C, FitConfig, Stage1, fit
+from denoise_cli.training.fit import fit
+from denoise_cli.training.fit_config import PHASE_C, FitConfig
+from denoise_cli.training.stage1 import Stage1
 from denoise_cli.training.fit_run import FitRun
 from denoise_cli.noise.levels import NoiseLevels
 

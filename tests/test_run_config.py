@@ -6,7 +6,7 @@ import pytest
 
 from denoise_cli.errors import ConfigError
 from denoise_cli.training.distill import saved_distill_config
-from denoise_cli.training.fit import saved_config
+from denoise_cli.training.fit_config import saved_config
 from denoise_cli.training.run_config import CONFIG_VERSION, migrate
 from denoise_cli.training.runs import Run
 

@@ -188,7 +188,8 @@ def fit(
     from ..io import list_images
     from ..training import parallel
     from ..training.runs import Run
-    from ..training.fit import config_for, describe, fit as run_fit, load_noisy, saved_config
+    from ..training.fit import fit as run_fit, load_noisy
+    from ..training.fit_config import config_for, describe, saved_config
 
     plan = budget(time_budget, iterations)
     dev = _join(device, None if resume else batch, None if resume else lr)

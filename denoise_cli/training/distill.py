@@ -34,7 +34,7 @@ from .runs import Budget, Run
 from .loop import train_loop
 from ..registry.weights import resolve
 from ..registry.entry import file_fields, write_entry
-from .fit import Stage1
+from .stage1 import Stage1
 from .fit_run import FitRun
 from .self_score import ScoreLog, holdout, mc_sure, psnr_of_mse
 

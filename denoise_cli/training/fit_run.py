@@ -12,7 +12,8 @@ import torch
 from ..errors import ConfigError
 from ..io import list_images, read_named, to_channels
 from ..noise.correlated import CorrelatedNoise, load_noise
-from .fit import CORRELATED_FILE, REPORT_FILE, FitConfig, Stage1, saved_config
+from .fit_config import CORRELATED_FILE, REPORT_FILE, FitConfig, saved_config
+from .stage1 import Stage1
 from ..noise.levels import NoiseLevels
 from .runs import Run
 
