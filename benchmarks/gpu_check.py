@@ -126,12 +126,12 @@ def check_training(rows: list[dict], dev: torch.device) -> None:
                 write_image(Photo(base.astype(np.float32)), clean / f"{i}.png")
             run = Run(d / f"fit-{mode}")
             cfg = FitConfig(mode=mode, channels=c, patch=24, batch=16 if mode == "real" else 4)
-            fit(noisy, run, cfg, Budget(30, None), dev, show_progress=False)
-            fit(noisy, run, None, Budget(60, None), dev, show_progress=False)  # resume
+            fit(noisy, run, cfg, Budget(30, None), dev)
+            fit(noisy, run, None, Budget(60, None), dev)  # resume
             out = Run(d / f"distill-{mode}")
             dcfg = DistillConfig(fit_run=str(run.path), clean_dir=str(clean), patch=32, batch=8)
-            distill(dcfg, out, Budget(30, None), dev, show_progress=False)
-            path = distill(dcfg, out, Budget(60, None), dev, show_progress=False)
+            distill(dcfg, out, Budget(30, None), dev)
+            path = distill(dcfg, out, Budget(60, None), dev)
             recs = run.records() + out.records()
             rows.append({"check": f"fit+distill on {dev.type}", "mode": mode, "fit_steps": run.records()[-1]["step"],
                          "distill_steps": out.records()[-1]["step"],

@@ -243,7 +243,7 @@ def test_a_resumed_adapt_leaves_distill_what_is_left_of_the_one_budget(tmp_path,
 
     monkeypatch.setattr(adapt_module, "fit", fake_fit)
     monkeypatch.setattr(adapt_module, "distill", fake_distill)
-    adapt_module.adapt(tmp_path, [], tmp_path / "run", 3600, torch.device("cpu"), show_progress=False)
+    adapt_module.adapt(tmp_path, [], tmp_path / "run", 3600, torch.device("cpu"))
     assert seen["seconds"] == pytest.approx(0.4 * 3600, abs=5)
 
 

@@ -44,16 +44,16 @@ def test_extending_a_finished_fit_continues_phase_c(tmp_path, monkeypatch):
     d = noisy_folder(tmp_path, 1)
     run = Run(tmp_path / "run")
     cfg = FitConfig(mode="synthetic", channels=1, patch=16, batch=2)
-    fit(d, run, cfg, Budget(6, None), torch.device("cpu"), show_progress=False)
+    fit(d, run, cfg, Budget(6, None), torch.device("cpu"))
     assert run.reached_progress() == 1.0
     seen = []
     loss = Stage1.loss
     monkeypatch.setattr(Stage1, "loss", lambda self, y, g, p: seen.append(p) or loss(self, y, g, p))
-    fit(d, run, None, Budget(12, None), torch.device("cpu"), show_progress=False)
+    fit(d, run, None, Budget(12, None), torch.device("cpu"))
     assert len(seen) == 6 and min(seen) >= PHASE_C
     seen.clear()
     fresh = Run(tmp_path / "fresh")  # a fresh run still starts in phase A
-    fit(d, fresh, cfg, Budget(6, None), torch.device("cpu"), show_progress=False)
+    fit(d, fresh, cfg, Budget(6, None), torch.device("cpu"))
     assert seen[0] == 0.0 and fresh.reached_progress() == 1.0
 
 
@@ -103,7 +103,7 @@ def test_the_noise_model_trains_at_its_own_multiple_of_the_learning_rate(tmp_pat
     d = noisy_folder(tmp_path, 1)
     run = Run(tmp_path / "run")
     fit(d, run, FitConfig(mode="synthetic", channels=1, patch=16, batch=2, noise_lr=3.0), Budget(3, None),
-        torch.device("cpu"), show_progress=False)
+        torch.device("cpu"))
     dbsn, noise = torch.load(run.path / "optimizer.pt", weights_only=True)["param_groups"]
     assert noise["lr"] == pytest.approx(3.0 * dbsn["lr"])
     # 1 by default in both modes: 3 cost stage 1 and under-read clean images in 4 000-step synthetic fits, and

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "denoise_cli"
-LAYERS = ["errors", "io", "models", "noise", "registry", "inference", "evaluation", "training", "api", "cli"]
+LAYERS = ["errors", "progress", "io", "models", "noise", "registry", "inference", "evaluation", "training", "api", "cli"]
 
 
 def _imports(path: Path) -> list[str]:

@@ -34,7 +34,7 @@ def test_training_resumes_where_it_stopped(tmp_path):
     def loss(_: int) -> torch.Tensor:
         return torch.nn.functional.mse_loss(model(x), y)
 
-    train_loop(run, {"m": model}, opt, loss, Budget(5, None), 0.1, show_progress=False)
+    train_loop(run, {"m": model}, opt, loss, Budget(5, None), 0.1)
     weights = model.weight.detach().clone()
     fresh = torch.nn.Linear(3, 1)
     opt2 = torch.optim.Adam(fresh.parameters(), lr=0.1)
@@ -55,7 +55,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path):
         return model(torch.ones(1, 2)).sum()
 
     with pytest.raises(KeyboardInterrupt):
-        train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False)
+        train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1)
     assert run.load({"m": torch.nn.Linear(2, 1)}, None)[0] == 3
 
 
@@ -84,12 +84,12 @@ def test_rewarm_lr_ramps_geometrically_and_never_overshoots():
 
 def test_extending_a_finished_run_ramps_the_lr_instead_of_jumping(tmp_path):
     run, model, opt, loss = _linear_run(tmp_path)
-    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False, log_every=1)
+    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, log_every=1)
     end_lr = float(run.metadata()["lr"])
     assert end_lr == pytest.approx(_logged_lrs(run)[-1]) and end_lr < 0.002
     budget = Budget(2 * REWARM_STEPS, None)
     budget.resume(*run.load({"m": model}, opt))
-    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, log_every=1)
     after = _logged_lrs(run)[100:]
     assert after[0] < 2 * end_lr  # a cold jump would start at cosine_lr(0.1, 0.25) ≈ 0.085
     half = REWARM_STEPS // 2
@@ -106,16 +106,16 @@ def test_an_interrupted_run_resumes_on_the_same_schedule(tmp_path):
         return loss(step)
 
     with pytest.raises(KeyboardInterrupt):
-        train_loop(run, {"m": model}, opt, interrupted, Budget(60, None), 0.1, show_progress=False, log_every=1)
+        train_loop(run, {"m": model}, opt, interrupted, Budget(60, None), 0.1, log_every=1)
     budget = Budget(60, None)
     budget.resume(*run.load({"m": model}, opt))
-    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, log_every=1)
     assert _logged_lrs(run) == pytest.approx([cosine_lr(0.1, k / 60) for k in range(60)])
 
 
 def test_checkpoints_without_a_recorded_lr_fall_back_to_the_metrics_log(tmp_path):
     run, model, opt, loss = _linear_run(tmp_path)
-    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, show_progress=False, log_every=10)
+    train_loop(run, {"m": model}, opt, loss, Budget(100, None), 0.1, log_every=10)
     logged = _logged_lrs(run)[-1]
     run.save({"m": model}, opt, 100, 1.0)  # as runs saved before the lr was recorded
     from safetensors import safe_open
@@ -125,7 +125,7 @@ def test_checkpoints_without_a_recorded_lr_fall_back_to_the_metrics_log(tmp_path
     assert run.last_lr() == logged
     budget = Budget(2 * REWARM_STEPS, None)
     budget.resume(*run.load({"m": model}, opt))
-    train_loop(run, {"m": model}, opt, loss, budget, 0.1, show_progress=False, log_every=1)
+    train_loop(run, {"m": model}, opt, loss, budget, 0.1, log_every=1)
     assert _logged_lrs(run)[10] < 2 * logged  # ramped, not a jump to cosine_lr(0.1, 0.25)
 
 
@@ -140,10 +140,10 @@ def test_a_parameter_groups_lr_mult_scales_its_lr_and_old_single_group_states_st
         return b(a(x)).pow(2).mean()
 
     one = torch.optim.Adam([*a.parameters(), *b.parameters()], lr=0.1)  # how fit grouped before noise_lr
-    train_loop(run, {"a": a, "b": b}, one, loss, Budget(3, None), 0.1, show_progress=False)
+    train_loop(run, {"a": a, "b": b}, one, loss, Budget(3, None), 0.1)
     two = torch.optim.Adam([{"params": a.parameters()}, {"params": b.parameters(), "lr_mult": 3.0}], lr=0.1)
     run.load({"a": a, "b": b}, two)
     assert [len(g["params"]) for g in two.param_groups] == [2, 2]
     assert two.state_dict()["state"][3]["step"] == 3  # b's bias kept its Adam moments
-    train_loop(run, {"a": a, "b": b}, two, loss, Budget(4, None), 0.1, show_progress=False)
+    train_loop(run, {"a": a, "b": b}, two, loss, Budget(4, None), 0.1)
     assert two.param_groups[1]["lr"] == pytest.approx(3 * two.param_groups[0]["lr"])

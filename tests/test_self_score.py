@@ -113,7 +113,7 @@ def _toy(tmp_path, scores: list[float], iterations: int = 40, score_start: bool 
         return scores[min(len(seen), len(scores)) - 1]
 
     budget = Budget(iterations, None)
-    train_loop(run, {"m": model}, opt, lambda _: F.mse_loss(model(x), y), budget, 0.1, show_progress=False,
+    train_loop(run, {"m": model}, opt, lambda _: F.mse_loss(model(x), y), budget, 0.1,
                score=score, scores=ScoreLog(counts_from=counts_from, patience=3), score_start=score_start)
     return run, model, seen, budget
 

@@ -78,6 +78,45 @@ def about(option: str):
         raise ConfigError(f"{option}: {e}") from None
 
 
+class RichReporter:
+    """The CLI's progress bars, drawn from the library's Reporter calls (denoise_cli.progress): one bar per running
+    task, on stderr, only on a terminal, gone when the task is done."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.enabled = not quiet and err.is_terminal
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+
+    def start(self, task: str, total: float | None, description: str = "") -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+            self.bar.start()
+        self.tasks[task] = self.bar.add_task(shown(description or task), total=total, info="")
+
+    def update(self, task: str, *, completed: float | None = None, advance: float = 0.0, info: str = "") -> None:
+        if self.bar is not None and task in self.tasks:
+            self.bar.update(self.tasks[task], completed=completed, advance=advance or None, info=shown(info))
+
+    def done(self, task: str) -> None:
+        if self.bar is not None and task in self.tasks:
+            self.bar.remove_task(self.tasks.pop(task))
+            if not self.tasks:
+                self.bar.stop()
+                self.bar = None
+
+    def __enter__(self) -> "RichReporter":
+        return self
+
+    def __exit__(self, *_) -> None:
+        for task in list(self.tasks):
+            self.done(task)
+
+
 def write_summary(text: str, stream) -> None:
     """Write a machine-readable summary to ``stream`` (stdout, usually); a full disk or a closed pipe there is one
     error line and exit 1, not a traceback."""

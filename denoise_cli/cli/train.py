@@ -8,8 +8,8 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import (DeviceOpt, about, IterationsOpt, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, note_line, say, err, flag,
-                      reports_errors)
+from ._common import (DeviceOpt, IterationsOpt, RichReporter, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, about,
+                      budget, err, flag, note_line, reports_errors, say)
 
 #: Fewer steps than these and a stage has barely started: the run says so at the end.
 FEW_FIT_STEPS, FEW_DISTILL_STEPS = 1000, 2000
@@ -57,36 +57,6 @@ def _length_note(run: Path, steps: int, few: int, stage: str, resume: bool = Tru
     elif steps < few:
         note_line(f"{stage} ran only {steps} steps, too few to learn much: the result is rough. Give it more time "
                   f"({'a larger --time-budget, or --resume with one' if resume else 'the same command with a larger --time-budget'}).")
-
-
-class ImageBar:
-    """The bar for stage 1's pass over the photos: drawn only once that pass starts (never beside a training bar)
-    and closed after its last photo, with the photos' count as its total."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.bar = total, 0, None
-
-    def __enter__(self) -> "ImageBar":
-        return self
-
-    def advance(self, _=None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        if self.bar is None and err.is_terminal and not err.quiet:
-            self.bar = Progress(TextColumn("[bold]stage-1 images"), BarColumn(), MofNCompleteColumn(), console=err,
-                                transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("x", total=self.total or None)
-        self.done += 1
-        if self.bar is not None:
-            self.bar.advance(self.task)
-            if self.done >= self.total:
-                self.__exit__()
-
-    def __exit__(self, *_) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
 
 
 def _seconds_text(seconds: float) -> str:
@@ -185,7 +155,6 @@ def fit(
 
     A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE under the photos' measured noise level) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
     """
-    from ..io import list_images
     from ..training import parallel
     from ..training.runs import Run
     from ..training.fit import fit as run_fit, load_noisy
@@ -198,9 +167,10 @@ def fit(
     r = Run(run)
     if r.exists():
         cfg = saved_config(r)  # resume: the run's own settings win
-        photos = None
+        loaded = photos = None
     else:
-        _, photos = load_noisy(noisy_dir)
+        loaded = load_noisy(noisy_dir)  # read once: for the settings, then for training
+        photos = loaded[1]
         cfg = config_for(photos, mode, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed, gamma=gamma,
                          guide=guide, ring_skip=ring_skip, noise_cov=None if noise_cov == "auto" else noise_cov,
                          noise_lr=noise_lr, likelihood=None if likelihood == "auto" else likelihood,
@@ -212,8 +182,8 @@ def fit(
         f"{_budget_text(plan)} — Ctrl-C stops and saves; --resume continues.")
     if verbose:
         say(f"settings: {describe(cfg)}")
-    with ImageBar(len(photos) if photos else len(list_images(noisy_dir))) as bar:
-        fitted = run_fit(noisy_dir, r, cfg, plan, dev, on_image=bar.advance)
+    with RichReporter() as reporter:
+        fitted = run_fit(noisy_dir, r, cfg, plan, dev, photos=loaded, reporter=reporter)
     say(f"done: {_learned_line(fitted.report)}.")
     if not fitted.cameras:
         note_line("no camera make or model in the photos' EXIF: a profile made from this run needs "
@@ -304,7 +274,8 @@ def distill(
                             noise_passes=noise_passes, noise_model=noise_model, keep=keep)
     say(f"Training the fast denoiser in {out} on {dev}{_budget_text(plan)} — Ctrl-C stops and saves; --resume "
         "continues.")
-    path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted)
+    with RichReporter() as reporter:
+        path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted, reporter=reporter)
     say(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")
     parallel.finish()
@@ -336,7 +307,6 @@ def adapt(
 
     Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
     """
-    from ..io import list_images
     from ..training import parallel
     from ..training.runs import Run, parse_duration
     from ..training.adapt import adapt as run_adapt, finished
@@ -351,8 +321,8 @@ def adapt(
         return
     say(f"Adapting to the photos in {noisy_dir} for {_seconds_text(seconds)} on {dev} — Ctrl-C stops and saves; the "
         "same command continues.")
-    with ImageBar(len(list_images(noisy_dir))) as bar:
-        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, on_image=bar.advance)
+    with RichReporter() as reporter:
+        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, reporter=reporter)
     say(f"done: {_learned_line(done.report)}.")
     verdict = against_start(Run(run / "model").records())
     if verdict:

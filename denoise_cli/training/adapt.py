@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from ..progress import SILENT, Reporter
 from .runs import Budget, Run
 from .distill import DistillConfig, distill, saved_distill_config
 from .fit import fit
@@ -42,15 +42,14 @@ def finished(run: str | Path, seconds: float, fit_share: float = FIT_SHARE) -> b
 
 
 def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, seconds: float, device: torch.device,
-          *, precision: str = "fp32", fit_share: float = FIT_SHARE, show_progress: bool = True,
-          on_image: Callable[[Path], None] | None = None) -> Adapted:
+          *, precision: str = "fp32", fit_share: float = FIT_SHARE, reporter: Reporter = SILENT) -> Adapted:
     """Fit in RUN, then distill into RUN/model, within ``seconds`` of wall time: fit trains for ``fit_share`` of it,
     and distill gets what is left after fit has also denoised the photos and estimated the noise (at least
     MIN_DISTILL_SHARE). A stage that has a checkpoint already is resumed with its own saved settings, so an
     interrupted adapt continues where it stopped, within the same budget."""
     fit_run, model_run = Run(run), Run(Path(run) / "model")
     fit_budget = Budget(None, seconds * fit_share)
-    fitted = fit(noisy_dir, fit_run, None, fit_budget, device, show_progress=show_progress, on_image=on_image)
+    fitted = fit(noisy_dir, fit_run, None, fit_budget, device, reporter=reporter)
     if model_run.exists():
         dcfg = saved_distill_config(model_run, fit_run=fit_run.path, clean_dir=[Path(d) for d in clean_dirs])
     else:
@@ -58,6 +57,6 @@ def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, 
     # fit's budget counts its training in earlier sessions and everything since it resumed in this one (denoising the
     # photos, estimating the noise): a resumed adapt leaves distill what is left of the one budget, not all of it
     distill_budget = Budget(None, max(seconds - fit_budget.elapsed, seconds * MIN_DISTILL_SHARE))
-    model = distill(dcfg, model_run, distill_budget, device, show_progress=show_progress, precision=precision,
+    model = distill(dcfg, model_run, distill_budget, device, reporter=reporter, precision=precision,
                     fit=fitted)
     return Adapted(fitted.report, model, fit_budget, distill_budget)

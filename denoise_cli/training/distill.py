@@ -36,6 +36,7 @@ from ..registry.weights import resolve
 from ..registry.entry import file_fields, write_entry
 from .stage1 import Stage1
 from .fit_run import FitRun
+from ..progress import SILENT, Reporter
 from .self_score import ScoreLog, holdout, mc_sure, psnr_of_mse
 
 #: Distill's scores count (for keeping the best weights and stopping) from this fraction of the budget on; before,
@@ -290,7 +291,7 @@ def init_weights(model: torch.nn.Module, spec: str) -> None:
     model.load_state_dict(start.state_dict())
 
 
-def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, show_progress: bool = True,
+def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, *, reporter: Reporter = SILENT,
             precision: str = "fp32", fit: FitRun | None = None, on_score=None) -> Path:
     """Train (or resume) the MWCNN; write OUT/model.safetensors and OUT/entry.toml; return the model path.
 
@@ -299,11 +300,11 @@ def distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, 
     check_precision(precision, device)
     fit = fit or FitRun(cfg.fit_run)
     with out.removed_on_failure():
-        return _distill(cfg, out, budget, device, fit, show_progress=show_progress, precision=precision,
+        return _distill(cfg, out, budget, device, fit, reporter=reporter, precision=precision,
                         on_score=on_score)
 
 
-def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, fit: FitRun, *, show_progress: bool,
+def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device, fit: FitRun, *, reporter: Reporter,
              precision: str, on_score) -> Path:
     stage = fit.stage1(device)
     cfg.resolve(stage.cfg.mode, stage.cfg.channels)
@@ -325,7 +326,7 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
                         device, cfg.seed) if held and cfg.keep == "best" else None
 
     start = time.perf_counter()
-    train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
+    train_loop(out, {"model": model}, opt, step_loss, budget, cfg.lr, reporter=reporter,
                description="distill", start_lr=cfg.lr * 0.01 if cfg.init else None, score=score,
                scores=ScoreLog(out.records(), counts_from=SCORE_FROM), on_score=on_score,
                score_start=bool(cfg.init))  # a fine-tune ends on its start if training only scored lower

@@ -34,6 +34,7 @@ from .self_score import ScoreLog, holdout
 from .fit_config import CORRELATED_FILE, REPORT_FILE, FitConfig, Mode, auto_mode, saved_config
 from .stage1 import Objective, Stage1
 from .fit_run import FitRun
+from ..progress import SILENT, Reporter
 
 
 def load_noisy(folder: str | Path) -> tuple[list[Path], list[Photo]]:
@@ -73,24 +74,30 @@ def score_levels(images: list[np.ndarray], mode: Mode) -> NoiseLevels:
 
 
 def fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-        show_progress: bool = True, on_image=None, on_score=None) -> "FitRun":
+        photos: tuple[list[Path], list[Photo]] | None = None, reporter: Reporter = SILENT,
+        on_score=None) -> FitRun:
     """Train (or resume) a run, then write x̂ for every image, the noise models and the report; returns the finished
-    run for distill, photos and stage 1 in hand. A new run folder that fails before its first checkpoint is removed
-    again."""
+    run for distill, photos and stage 1 in hand. ``photos``: the folder's files and photos when the caller has read
+    them already (load_noisy); the budget's clock starts once they are in memory. Progress goes to ``reporter``
+    ("training", then "photos" while stage 1 denoises them). A new run folder that fails before its first checkpoint
+    is removed again."""
     with run.removed_on_failure():
-        return _fit(noisy_dir, run, cfg, budget, device, show_progress=show_progress, on_image=on_image,
-                    on_score=on_score)
+        files, photos_read = photos or load_noisy(noisy_dir)
+        if cfg is None:
+            cfg = saved_config(run) if run.exists() else FitConfig(*auto_mode(photos_read))
+        images = [to_channels(p.pixels, cfg.channels) for p in photos_read]
+        stage, held, levels = _train(noisy_dir, run, cfg, budget, device, photos_read, images, reporter, on_score)
+        if not parallel.is_main():  # rank 0 denoises the photos and writes the noise models; the others wait
+            parallel.barrier()
+            return FitRun(run.path)
+        return _finish(run, stage, cfg, files, photos_read, images, held, levels, device, reporter)
 
 
-def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget, device: torch.device, *,
-         show_progress: bool, on_image, on_score) -> "FitRun":
-    files, photos = load_noisy(noisy_dir)
-    if cfg is None and run.exists():
-        cfg = saved_config(run)  # resuming: the run's own settings win
-    elif cfg is None:
-        mode, channels = auto_mode(photos)
-        cfg = FitConfig(mode=mode, channels=channels)
-    images = [to_channels(p.pixels, cfg.channels) for p in photos]
+def _train(noisy_dir: str | Path, run: Run, cfg: FitConfig, budget: Budget, device: torch.device,
+           photos: list[Photo], images: list[np.ndarray], reporter: Reporter, on_score
+           ) -> tuple[Stage1, list[np.ndarray], NoiseLevels]:
+    """Stage 1's training (phases A, B, C, scored on a held-out strip); returns the stage, the strip and the photos'
+    noise levels (the score's reference)."""
     torch.manual_seed(cfg.seed)
     stage = Stage1(cfg, device)
     denoiser = [p for name, m in stage.modules.items() if name != "noise" for p in m.parameters()]
@@ -102,6 +109,7 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         reached = run.reached_progress()
     else:
         stage.noise.init_sigma(blind_sigma(images, cfg.mode))  # where a new noise model starts
+        budget.resume(0, 0.0)  # the clock starts now, with the photos read
     census, unknown = camera_census(photos)
     run.write_config({"stage": "fit", "noisy_dir": str(noisy_dir), **asdict(cfg), "cameras": census,
                       "photos_without_camera": unknown})
@@ -114,7 +122,6 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
 
     train_images, held = holdout(images, stage.holdout_rows(), align=2 * FACTOR if cfg.mode == "real" else 1)
     levels = score_levels(images, cfg.mode)  # the self-score's fixed reference noise
-
     objective = parallel.wrap(Objective(stage))
 
     def step_loss(_: int) -> torch.Tensor:
@@ -122,20 +129,22 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         return objective(y, groups, phase_progress(budget.progress))
 
     # the score counts from phase C on, when every part trains: before, the noise model has not learned yet
-    train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, show_progress=show_progress,
+    train_loop(run, stage.modules, opt, step_loss, budget, cfg.lr, reporter=reporter,
                description="fit", lr_scale=lambda p: 0.1 if phase_progress(p) >= cfg.phase_c else 1.0,
                score=lambda: stage.score(held, levels), scores=ScoreLog(run.records(), counts_from=cfg.phase_c),
                on_score=on_score)
+    return stage, held, levels
 
-    from .fit_run import FitRun  # the hand-off to distill, with the photos and stage 1 already in memory
 
-    if not parallel.is_main():  # rank 0 denoises the photos and writes the noise models; the others wait for them
-        parallel.barrier()
-        return FitRun(run.path)
+def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: list[Photo], images: list[np.ndarray],
+            held: list[np.ndarray], levels: NoiseLevels, device: torch.device, reporter: Reporter) -> FitRun:
+    """After training: choose the fusion, denoise every photo into RUN/denoised/, estimate the correlated noise (real
+    mode), write the noise report; the FitRun hands photos and stage 1 to distill in memory."""
     fusion_scores = stage.choose_fusion(held, levels)
     out_dir = run.path / "denoised"
     on_images = ImageSigma(stage.noise, device)
     estimates, means = [], []
+    reporter.start("photos", len(files), "stage-1 images")
     for f, photo, img in zip(files, photos, images):
         if cfg.mode == "real":  # μ too, for the correlated noise model below
             x, mu = stage.denoise_with_mean(img)
@@ -147,8 +156,8 @@ def _fit(noisy_dir: str | Path, run: Run, cfg: FitConfig | None, budget: Budget,
         if photo.channels != cfg.channels:
             x = to_channels(x, photo.channels)
         write_image(photo.with_pixels(x), out_dir / f"{f.stem}.png", overwrite=True)
-        if on_image:
-            on_image(f)
+        reporter.update("photos", advance=1, info=f.name)
+    reporter.done("photos")
     report = build_report(stage.noise, device, on_images)
     report["fusion"] = {"chosen": stage.fusion, "scores_db": fusion_scores}
     report["noise_levels"] = levels.to_dict()
