@@ -1,28 +1,44 @@
-"""The library entry points: load a denoiser once, apply it to arrays (no CLI needed)."""
+"""The library's front door: load a denoiser and apply it to arrays, denoise a batch of files, learn a camera's noise
+(fit), train the fast model (distill) or both (adapt). The CLI parses, calls one of these and prints what they return.
+
+Importing this module does not import torch: each function imports what it needs when it runs, so a batch is
+planned (and bad inputs reported) before PyTorch loads."""
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .registry.checkpoint import load_model
-from .inference.denoiser import Denoiser
-from .inference.devices import DEFAULT_OVERLAP, pick_device
-from .registry.weights import resolve, resolve_default_gray
+from .errors import ConfigError
+from .inference.batch import STDIO, Result
+from .inference.tiles import DEFAULT_OVERLAP
+from .progress import SILENT, Reporter
+
+if TYPE_CHECKING:
+    from .inference.denoiser import Denoiser
+
 
 
 def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto",
                   precision: str = "auto", tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-                  ensemble: bool = False, strength: float = 1.0) -> Denoiser:
+                  ensemble: bool = False, strength: float = 1.0) -> "Denoiser":
     """A ready :class:`Denoiser`: weights by registry name, path or hf:// address.
 
     None means the registry defaults: the colour default, plus the gray default for gray images
     (a colour model sees replicated gray as perfectly channel-correlated noise and keeps it).
     ``ensemble`` averages 8 passes over rotated/mirrored copies: a little better, 8 passes' time.
-    ``strength`` (0–1) removes only that share of the estimated noise: y − strength·(y − x̂). ``precision`` "auto" is
+    ``strength`` (0–1) removes only that share of the estimated noise. ``precision`` "auto" is
     bf16 on CPUs with bf16 units and fp32 elsewhere (inference.devices.resolve_precision)."""
+    from .inference.denoiser import Denoiser
+    from .inference.devices import pick_device
+    from .registry.checkpoint import load_model
+    from .registry.weights import resolve, resolve_default_gray
+
     gray = None
     if weights is None and (gray_path := resolve_default_gray()) is not None:
         gray = load_model(gray_path)
@@ -31,7 +47,7 @@ def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "au
 
 
 @lru_cache(maxsize=2)
-def _cached(weights: str | None, device: str, ensemble: bool) -> Denoiser:
+def _cached(weights: str | None, device: str, ensemble: bool) -> "Denoiser":
     return load_denoiser(weights, device=device, ensemble=ensemble)
 
 
@@ -53,3 +69,183 @@ def denoise_image(image: np.ndarray, weights: str | os.PathLike | None = None, *
     if top is None:
         return out.astype(arr.dtype, copy=False)
     return np.round(np.clip(out, 0, 1) * top).astype(arr.dtype)
+
+
+@dataclass
+class BatchOptions:
+    """How a batch of files is denoised: where outputs go and what runs them (the `denoise` command's options)."""
+
+    output: str | None = None  # a folder, "-" for stdout, or one file's name for a single input; None: beside inputs
+    suffix: str | None = None  # added to output names; None: "_denoised" beside the inputs, none in a folder
+    fmt: str | None = None  # png, tif or jpg; None: the input's own where it can be written
+    weights: str | None = None  # registry name, file, run folder, hf://…, "auto" (camera profiles) or None
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | None = None
+    overlap: int = DEFAULT_OVERLAP
+    ensemble: bool = False
+    strength: float = 1.0
+    recursive: bool = False
+    overwrite: bool = False
+    max_megapixels: float = 256.0
+    shard: str | None = None  # "K/N" for job arrays
+    skip_existing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.skip_existing and self.overwrite:
+            raise ConfigError("--skip-existing and --overwrite contradict each other: choose one")
+        if not self.max_megapixels > 0:
+            raise ConfigError(f"--max-pixels {self.max_megapixels:g}: expected a positive number of megapixels")
+        if self.fmt:
+            self.fmt = self.fmt.lower().replace("tiff", "tif").replace("jpeg", "jpg")
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: one Result per file this process ran, the ones skipped because their output existed, the
+    device, which weights ran, and whether the image went to stdout."""
+
+    results: list[dict] = field(default_factory=list)
+    skipped: int = 0
+    device: str = "—"
+    weights: dict = field(default_factory=dict)
+    to_stdout: bool = False
+    per_photo: bool = False  # camera profiles chose the model photo by photo
+    nothing_to_do: bool = False
+    other_rank: bool = False  # under torchrun, a rank other than 0: rank 0 reports for all
+
+    @property
+    def done(self) -> int:
+        return sum(r["ok"] for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(not r["ok"] and not r["skipped"] for r in self.results)
+
+    @property
+    def skipped_all(self) -> int:
+        """Outputs that existed: before the batch started, or finished by another run meanwhile."""
+        return self.skipped + sum(r["skipped"] for r in self.results)
+
+    @property
+    def megapixels(self) -> float:
+        return sum(r["megapixels"] for r in self.results if r["ok"])
+
+    @property
+    def seconds(self) -> float:
+        return sum(r["denoise_seconds"] for r in self.results if r["ok"])
+
+
+def denoise_batch(inputs: list[str], options: BatchOptions | None = None, *, reporter: Reporter = SILENT,
+                  on_result: Callable[[Result], None] | None = None) -> BatchSummary:
+    """Denoise files, folders or stdin ("-") as ``options`` say; one bad file never stops the batch. Each file's
+    Result goes to ``on_result`` as it finishes; progress to ``reporter`` (task "denoise"). Under torchrun each
+    process takes its own share and rank 0's summary holds everyone's. Raises ConfigError for settings that cannot
+    work and StdoutClosed when the reader of stdout goes away."""
+    from pathlib import Path
+
+    from .inference.batch import gather, names_a_file, parse_shard, plan, read_ahead, skip_done
+    from .inference.batch import shard as take_shard
+    from .inference.distributed import torchrun_launch
+
+    o = options or BatchOptions()
+    launch = torchrun_launch()
+    if o.shard and launch:
+        raise ConfigError("--shard is for separate jobs; under torchrun each process takes its share by itself")
+    if o.output not in (None, STDIO) and Path(o.output).exists() and not Path(o.output).is_dir() \
+            and not names_a_file(o.output):
+        raise ConfigError(f"-o {o.output} is a file: -o takes a folder, an image file name for a single input, or - "
+                          "for stdout")
+    items = gather(inputs, recursive=o.recursive, skip_suffix=o.suffix if o.suffix is not None else "_denoised")
+    if not items:
+        raise ConfigError("no images found in " + ", ".join(inputs))
+    if sum(1 for s, _ in items if s == STDIO) > 1:
+        raise ConfigError("'-' (stdin) can be given only once")
+    if o.output == STDIO and len(items) > 1:
+        raise ConfigError("-o - writes one image to stdout; give a single input")
+    jobs = plan(items, output=o.output, suffix=o.suffix, fmt=o.fmt)  # the whole batch: every share plans the same
+    share = parse_shard(o.shard) if o.shard else launch.shard if launch else None
+    if share:
+        jobs = take_shard(jobs, *share)
+    skipped = []
+    if o.skip_existing:
+        jobs, skipped = skip_done(jobs)
+    summary = BatchSummary(skipped=len(skipped), to_stdout=any(j.target == STDIO for j in jobs))
+    if summary.to_stdout and sys.stdout is None:
+        raise ConfigError("standard output is closed: redirect it to a file or a pipe, or use -o DIR")
+    if summary.to_stdout and sys.stdout.isatty():
+        raise ConfigError("refusing to write image data to a terminal; redirect stdout or use -o DIR")
+    if not launch and (not jobs or all(j.error for j in jobs)):  # nothing (left) to do, or nothing can run: no model
+        summary.nothing_to_do = not jobs
+        for j in jobs:
+            res = Result(j.source, j.target, ok=False, error=j.error)
+            summary.results.append(res.to_dict())
+            if on_result:
+                on_result(res)
+        return summary
+    first = read_ahead(jobs[0], o.overwrite, int(o.max_megapixels * 1e6), o.skip_existing) if jobs else None
+    return _run_jobs(jobs, first, o, launch, summary, reporter, on_result)
+
+
+def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, reporter: Reporter,
+              on_result: Callable[[Result], None] | None) -> BatchSummary:
+    """Load the model(s) (PyTorch loads here, while the first photo is read) and run the planned jobs."""
+    # Photos are decoded and encoded on helper threads beside the network: OpenMP threads that sleep between parallel
+    # regions instead of spinning leave them the cores. Read once, when PyTorch loads; a value the user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .inference.batch import run_batch
+    from .inference.choice import ModelChoice
+    from .registry.profiles import list_profiles
+    from .registry.weights import used_weights
+
+    if launch:
+        from .inference.distributed import bind_local_gpu
+
+        bind_local_gpu(launch)
+
+    def load(spec: str | None) -> "Denoiser":
+        return load_denoiser(spec, device=o.device, precision=o.precision, tile=o.tile, overlap=o.overlap,
+                             ensemble=o.ensemble, strength=o.strength)
+
+    profiles = list_profiles() if o.weights in (None, "auto") else []
+    per_photo = o.weights == "auto" or bool(profiles)  # per photo: its camera's profile, else the default
+    denoiser = ModelChoice(load, profiles) if per_photo else load(o.weights)
+    summary.per_photo = per_photo
+    summary.weights = {"weights": "auto", "weights_gray": None} if per_photo else used_weights(o.weights)
+    reporter.start("denoise", len(jobs), "denoise")
+    current = 0
+
+    def on_start(i: int, weights: str | None) -> None:
+        nonlocal current
+        current = i
+        reporter.update("denoise", completed=i, info=os.path.basename(jobs[i].source) + (f" · {weights}" if weights else ""))
+
+    def on_tile(done: int, total: int) -> None:  # progress inside a large photo
+        reporter.update("denoise", completed=current + done / total)
+
+    try:
+        for res in run_batch(denoiser, jobs, overwrite=o.overwrite, stdout_format=o.fmt or "png",
+                             max_pixels=int(o.max_megapixels * 1e6), on_start=on_start, on_tile=on_tile, first=first,
+                             skip_existing=o.skip_existing):
+            summary.results.append(res.to_dict())
+            reporter.update("denoise", completed=len(summary.results))
+            if on_result:
+                on_result(res)
+    finally:
+        reporter.done("denoise")
+    summary.device = str(denoiser.device or "—")
+    return _gather(launch, summary) if launch else summary
+
+
+def _gather(launch, summary: BatchSummary) -> BatchSummary:
+    """Under torchrun: every rank's results at rank 0, in one summary; the other ranks' summaries say so."""
+    from .inference.distributed import gather_to_rank0
+
+    everyone = gather_to_rank0(launch, (summary.results, summary.skipped, summary.device))
+    if everyone is None:
+        summary.other_rank = True
+        return summary
+    summary.results = [r for part, _, _ in everyone for r in part]
+    summary.skipped = sum(n for _, n, _ in everyone)
+    summary.device = f"{launch.world} processes ({', '.join(sorted({d for _, _, d in everyone}))})"
+    return summary

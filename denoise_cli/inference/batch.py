@@ -264,8 +264,6 @@ def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite:
 
 def _model_for(denoiser: "Denoiser | ModelChoice", photo: Photo, res: Result) -> "Denoiser | None":
     """The model for this photo (None, with the Result's error set, if the chosen one cannot be loaded)."""
-    if not hasattr(denoiser, "pick"):
-        return denoiser
     try:
         chosen, res.weights = denoiser.pick(photo)
     except DenoiseError as e:

@@ -62,6 +62,10 @@ class Denoiser:
         noted. With ``strength`` below 1 only that share of the estimated noise y − x̂ is removed."""
         return self.denoise(np.asarray(pixels, np.float32), notices)
 
+    def pick(self, photo) -> tuple["Denoiser", None]:
+        """The model for a photo: this one (the interface a per-photo choice, inference.choice.ModelChoice, shares)."""
+        return self, None
+
     def denoise(self, pixels: np.ndarray, notices: list[str] | None = None,
                 on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Denoise H×W×C pixels given as float32 in [0,1], uint8 or uint16; the result has the input's type.

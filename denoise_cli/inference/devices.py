@@ -14,11 +14,11 @@ from torch import nn
 
 from ..errors import DeviceError
 from ..models.mwcnn import MULTIPLE
+from .tiles import DEFAULT_OVERLAP
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_TILE_PIXELS = 1024 * 1024  # CPU/MPS: above this many pixels, tile automatically
 AUTO_TILE = 768  # with its context a 864² window: on a CPU the network's fastest size, and little context overhead
-DEFAULT_OVERLAP = 48  # tiled output within 1.5 levels of 255 of an untiled run; 96 is exact, and 30 % slower
 GPU_MEMORY_SHARE = 0.5  # CUDA: an automatic run may use this share of the free memory
 
 
