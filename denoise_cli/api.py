@@ -249,3 +249,96 @@ def _gather(launch, summary: BatchSummary) -> BatchSummary:
     summary.skipped = sum(n for _, n, _ in everyone)
     summary.device = f"{launch.world} processes ({', '.join(sorted({d for _, _, d in everyone}))})"
     return summary
+
+
+def check_run(path: str | os.PathLike, resume: bool, what: str, option: str) -> None:
+    """A new run must not exist, a resumed one must (ConfigError naming ``option`` otherwise)."""
+    from .training.runs import Run
+
+    if Run(path).exists() and not resume:
+        raise ConfigError(f"{what} {path} exists: add --resume to continue it, or choose another {option}")
+    if resume and not Run(path).exists():
+        raise ConfigError(f"--resume: there is no {what} at {path} to continue (leave out --resume to start one)")
+
+
+@dataclass
+class FitStart:
+    """A fit about to run: its settings, the photos when a new run has read them (read once, for the settings and for
+    training), and whether it continues an existing run (whose own settings then win)."""
+
+    config: object  # training.fit_config.FitConfig
+    photos: tuple | None
+    continuing: bool
+
+
+def start_fit(noisy_dir: str | os.PathLike, run: str | os.PathLike, *, resume: bool = False, mode: str = "auto",
+              **settings) -> FitStart:
+    """Check the run folder and settle a fit's settings: a resumed run's saved ones, else ``settings`` (FitConfig's
+    fields; "auto" leaves one to the photos' mode) with the mode read from the photos."""
+    from .training import parallel
+    from .training.fit import load_noisy
+    from .training.fit_config import config_for, saved_config
+    from .training.runs import Run
+
+    check_run(run, resume, "run", "--run")
+    parallel.barrier()  # every rank has checked the run folder before rank 0 writes in it
+    if Run(run).exists():
+        return FitStart(saved_config(Run(run)), None, True)
+    photos = load_noisy(noisy_dir)
+    chosen = {k: None if v == "auto" and k != "fusion" else v for k, v in settings.items()}
+    return FitStart(config_for(photos[1], mode, **chosen), photos, False)
+
+
+def fit(noisy_dir: str | os.PathLike, run: str | os.PathLike, start: FitStart, budget, device, *,
+        reporter: Reporter = SILENT):
+    """Stage 1 as ``start`` settled it, within ``budget``: returns the finished FitRun (training.fit_run)."""
+    from .training.fit import fit as run_fit
+    from .training.runs import Run
+
+    return run_fit(noisy_dir, Run(run), start.config, budget, device, photos=start.photos, reporter=reporter)
+
+
+def start_distill(fit_run: str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
+                  clean_dirs: list | None = None, noise_scale: str = "0.9:1.1", **settings):
+    """Check the output folder and settle a distill's settings: a resumed run's saved ones (with the data's current
+    locations), else ``settings`` (DistillConfig's fields). Returns (config, the fit run, whether it continues)."""
+    from .training import parallel
+    from .training.distill import DistillConfig, parse_noise_scale, saved_distill_config
+    from .training.fit_run import FitRun
+    from .training.runs import Run
+
+    fitted = FitRun(fit_run)
+    try:
+        scale = parse_noise_scale(noise_scale)
+    except ConfigError as e:
+        raise ConfigError(f"--noise-scale: {e}") from None
+    check_run(out, resume, "distill run", "--out")
+    parallel.barrier()  # every rank has checked the output folder before rank 0 writes in it
+    if Run(out).exists():  # resuming: the run's own settings win, as for fit
+        return saved_distill_config(Run(out), fit_run=fit_run, clean_dir=clean_dirs or None), fitted, True
+    return DistillConfig(fit_run=str(fit_run), clean_dir=clean_dirs or [], noise_scale=scale, **settings), fitted, False
+
+
+def distill(config, out: str | os.PathLike, fitted, budget, device, *, precision: str = "fp32",
+            reporter: Reporter = SILENT):
+    """Stage 2 as ``start_distill`` settled it: returns the path of the model file."""
+    from .training.distill import distill as run_distill
+    from .training.runs import Run
+
+    return run_distill(config, Run(out), budget, device, precision=precision, fit=fitted, reporter=reporter)
+
+
+def adapted_already(run: str | os.PathLike, seconds: float) -> bool:
+    """Whether an adapt run has nothing left to do within ``seconds`` (a larger budget continues it)."""
+    from .training.adapt import finished
+
+    return finished(run, seconds)
+
+
+def adapt(noisy_dir: str | os.PathLike, clean_dirs: list, run: str | os.PathLike, seconds: float, device, *,
+          precision: str = "fp32", reporter: Reporter = SILENT):
+    """Fit then distill within one wall-time budget (training.adapt.Adapted: the noise report, the model, each stage's
+    budget); a run interrupted before continues where it stopped."""
+    from .training.adapt import adapt as run_adapt
+
+    return run_adapt(noisy_dir, clean_dirs, run, seconds, device, precision=precision, reporter=reporter)

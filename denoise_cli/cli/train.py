@@ -7,22 +7,10 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..errors import ConfigError
-from ._common import (DeviceOpt, IterationsOpt, RichReporter, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, about,
-                      budget, err, flag, note_line, reports_errors, say)
+from ._common import (DeviceOpt, IterationsOpt, RichReporter, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag, note_line, reports_errors, say)
 
 #: Fewer steps than these and a stage has barely started: the run says so at the end.
 FEW_FIT_STEPS, FEW_DISTILL_STEPS = 1000, 2000
-
-
-def _check_run(path: Path, resume: bool, what: str, option: str) -> None:
-    """A new run must not exist, a resumed one must."""
-    from ..training.runs import Run
-
-    if Run(path).exists() and not resume:
-        raise ConfigError(f"{what} {path} exists: add --resume to continue it, or choose another {option}")
-    if resume and not Run(path).exists():
-        raise ConfigError(f"--resume: there is no {what} at {path} to continue (leave out --resume to start one)")
 
 
 def _join(device: str, batch: int | None = None, lr: float | None = None):
@@ -106,215 +94,142 @@ def _learned_line(report: dict) -> str:
     return line
 
 
+RunOpt = Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR", help="Run folder: settings, checkpoints, stage-1 images, the learned noise model and its report (under torchrun write --run-dir, as torchrun takes --run for its own --run-path).")]
+NoisyArg = Annotated[Path, typer.Argument(metavar="NOISY_DIR", show_default=False, help="Folder of your noisy photos (any format denoise reads).")]
+ResumeFitOpt = Annotated[bool, flag("--resume", help="Continue an existing run up to the given budget; a larger budget than before is a warm restart (lr ramped back up).")]
+ModeOpt = Annotated[Literal["auto", "real", "synthetic"], typer.Option(help="real: camera photos (pixel-shuffled, Bayer groups, correlated noise); synthetic: independent per-pixel noise; auto: real for colour photos, synthetic for gray.")]
+FitArchOpt = Annotated[Literal["small", "full"], typer.Option(help="Network size: small (trains on a CPU) or full (the paper's D-BSN width).")]
+FitPatchOpt = Annotated[int, typer.Option(min=8, help="Training patch side (sub-image side in real mode).")]
+FitBatchOpt = Annotated[int, typer.Option(min=1, help="Patches per step (sub-images per step in real mode).")]
+FitLrOpt = Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")]
+GammaOpt = Annotated[float, typer.Option(min=0.0, help="Scale of the noise covariance in Bayes fusion.")]
+GuideOpt = Annotated[Literal["noisy", "self"], typer.Option(help="Guided-filter guide in real mode: the noisy input or the result itself.")]
+RingOpt = Annotated[bool, typer.Option(help="D-BSN's mean starts from the 8 neighbours' mean (trains faster); --no-ring-skip is the paper's plain mean.")]
+NoiseCovOpt = Annotated[Literal["auto", "full", "diagonal"], typer.Option(help="Noise covariance across channels: full, diagonal, or auto (diagonal; full with --likelihood constrained in real mode).")]
+NoiseLrOpt = Annotated[float, typer.Option(help="The noise model's learning rate as a multiple of --lr.")]
+LikelihoodOpt = Annotated[Literal["auto", "constrained", "exact"], typer.Option(help="constrained: the paper's eq. 8; exact: the full likelihood, which keeps the blind-spot network's own error out of the noise model; auto: exact in real mode, constrained in synthetic mode.")]
+SigmaMuOpt = Annotated[Literal["auto", "small", "large"], typer.Option(help="The blind-spot network's uncertainty when the likelihood starts: small (the authors' start), large, or auto (small in real mode, large in synthetic mode).")]
+FusionOpt = Annotated[Literal["auto", "bayes", "local"], typer.Option(help="How the result weighs your photo against the blind-spot estimate: bayes (the paper's eq. 9, by the learned uncertainties), local (by how far the two differ nearby, against the photos' measured noise level), or auto (whichever the self-score rates higher; the noise report names the choice).")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed for patches and initialisation.")]
+
+
 @reports_errors("interrupted: checkpoint saved in {run}; continue with --resume")
-def fit(
-    noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", show_default=False,
-                                              help="Folder of your noisy photos (any format denoise reads).")],
-    run: Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR",
-                                      help="Run folder: settings, checkpoints, stage-1 images, the learned noise "
-                                           "model and its report (under torchrun write --run-dir, as torchrun takes "
-                                           "--run for its own --run-path).")],
-    time_budget: TimeBudgetOpt = None,
-    iterations: IterationsOpt = None,
-    resume: Annotated[bool, flag("--resume", help="Continue an existing run up to the given budget; a larger budget "
-                                                  "than before is a warm restart (lr ramped back up).")] = False,
-    mode: Annotated[Literal["auto", "real", "synthetic"], typer.Option(
-        help="real: camera photos (pixel-shuffled, Bayer groups, correlated noise); synthetic: independent "
-             "per-pixel noise; auto: real for colour photos, synthetic for gray.")] = "auto",
-    arch: Annotated[Literal["small", "full"], typer.Option(
-        help="Network size: small (trains on a CPU) or full (the paper's D-BSN width).")] = "small",
-    patch: Annotated[int, typer.Option(min=8, help="Training patch side (sub-image side in real mode).")] = 48,
-    batch: Annotated[int, typer.Option(min=1, help="Patches per step (sub-images per step in real mode).")] = 8,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay; ×0.1 in the joint phase).")] = 1e-3,
-    gamma: Annotated[float, typer.Option(min=0.0, help="Scale of the noise covariance in Bayes fusion.")] = 1.0,
-    guide: Annotated[Literal["noisy", "self"], typer.Option(
-        help="Guided-filter guide in real mode: the noisy input or the result itself.")] = "noisy",
-    ring_skip: Annotated[bool, typer.Option(help="D-BSN's mean starts from the 8 neighbours' mean (trains faster); "
-                                                 "--no-ring-skip is the paper's plain mean.")] = True,
-    noise_cov: Annotated[Literal["auto", "full", "diagonal"], typer.Option(
-        help="Noise covariance across channels: full, diagonal, or auto (diagonal; full with --likelihood "
-             "constrained in real mode).")] = "auto",
-    noise_lr: Annotated[float, typer.Option(help="The noise model's learning rate as a multiple of --lr.")] = 1.0,
-    likelihood: Annotated[Literal["auto", "constrained", "exact"], typer.Option(
-        help="constrained: the paper's eq. 8; exact: the full likelihood, which keeps the blind-spot network's own "
-             "error out of the noise model; auto: exact in real mode, constrained in synthetic mode.")] = "auto",
-    sigma_mu_start: Annotated[Literal["auto", "small", "large"], typer.Option(
-        help="The blind-spot network's uncertainty when the likelihood starts: small (the authors' start), large, "
-             "or auto (small in real mode, large in synthetic mode).")] = "auto",
-    fusion: Annotated[Literal["auto", "bayes", "local"], typer.Option(
-        help="How the result weighs your photo against the blind-spot estimate: bayes (the paper's eq. 9, by the "
-             "learned uncertainties), local (by how far the two differ nearby, against the photos' measured noise "
-             "level), or auto (whichever the self-score rates higher; the noise report names the choice).")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed for patches and initialisation.")] = 0,
-    device: DeviceOpt = "auto",
-    verbose: VerboseOpt = False,
-) -> None:
+def fit(noisy_dir: NoisyArg, run: RunOpt, time_budget: TimeBudgetOpt = None, iterations: IterationsOpt = None,
+        resume: ResumeFitOpt = False, mode: ModeOpt = "auto", arch: FitArchOpt = "small", patch: FitPatchOpt = 48,
+        batch: FitBatchOpt = 8, lr: FitLrOpt = 1e-3, gamma: GammaOpt = 1.0, guide: GuideOpt = "noisy",
+        ring_skip: RingOpt = True, noise_cov: NoiseCovOpt = "auto", noise_lr: NoiseLrOpt = 1.0,
+        likelihood: LikelihoodOpt = "auto", sigma_mu_start: SigmaMuOpt = "auto", fusion: FusionOpt = "auto",
+        seed: SeedOpt = 0, device: DeviceOpt = "auto", verbose: VerboseOpt = False) -> None:
     """Stage 1: learn a denoiser and your camera's noise from noisy photos alone (no clean images).
 
     Writes RUN/denoised/ (stage-1 results), the learned noise model and RUN/noise_report.png (noise level against brightness, and how it is correlated). Ctrl-C saves a checkpoint; --resume continues.
 
     A strip of a few photos is held out of training and scored as it goes, without clean images: the estimated PSNR (SURE under the photos' measured noise level) is in the progress bar and RUN/metrics.jsonl. Fit keeps the best-scoring weights of its last phase and stops early once the score stops improving; the budget is the upper bound.
     """
+    from .. import api
     from ..training import parallel
-    from ..training.runs import Run
-    from ..training.fit import fit as run_fit, load_noisy
-    from ..training.fit_config import config_for, describe, saved_config
+    from ..training.fit_config import describe
 
     plan = budget(time_budget, iterations)
     dev = _join(device, None if resume else batch, None if resume else lr)
-    _check_run(run, resume, "run", "--run")
-    parallel.barrier()  # every rank has checked the run folder before rank 0 writes in it
-    r = Run(run)
-    if r.exists():
-        cfg = saved_config(r)  # resume: the run's own settings win
-        loaded = photos = None
-    else:
-        loaded = load_noisy(noisy_dir)  # read once: for the settings, then for training
-        photos = loaded[1]
-        cfg = config_for(photos, mode, arch=arch, patch=patch, batch=batch, lr=lr, seed=seed, gamma=gamma,
-                         guide=guide, ring_skip=ring_skip, noise_cov=None if noise_cov == "auto" else noise_cov,
-                         noise_lr=noise_lr, likelihood=None if likelihood == "auto" else likelihood,
-                         sigma_mu_start=None if sigma_mu_start == "auto" else sigma_mu_start, fusion=fusion)
-    kind = "colour photos, real-camera mode" if cfg.mode == "real" else f"{'colour' if cfg.channels == 3 else 'gray'} " \
-                                                                        "images, per-pixel noise"
-    count = f"{len(photos)} " if photos else ""
-    say(f"{'Continuing' if r.exists() else 'Learning'} the noise of {count}{kind} in {run} on {dev}"
+    start = api.start_fit(noisy_dir, run, resume=resume, mode=mode, arch=arch, patch=patch, batch=batch, lr=lr,
+                          seed=seed, gamma=gamma, guide=guide, ring_skip=ring_skip, noise_cov=noise_cov,
+                          noise_lr=noise_lr, likelihood=likelihood, sigma_mu_start=sigma_mu_start, fusion=fusion)
+    cfg = start.config
+    kind = "colour photos, real-camera mode" if cfg.mode == "real" else \
+        f"{'colour' if cfg.channels == 3 else 'gray'} images, per-pixel noise"
+    count = f"{len(start.photos[1])} " if start.photos else ""
+    say(f"{'Continuing' if start.continuing else 'Learning'} the noise of {count}{kind} in {run} on {dev}"
         f"{_budget_text(plan)} — Ctrl-C stops and saves; --resume continues.")
     if verbose:
         say(f"settings: {describe(cfg)}")
     with RichReporter() as reporter:
-        fitted = run_fit(noisy_dir, r, cfg, plan, dev, photos=loaded, reporter=reporter)
+        fitted = api.fit(noisy_dir, run, start, plan, dev, reporter=reporter)
     say(f"done: {_learned_line(fitted.report)}.")
     if not fitted.cameras:
-        note_line("no camera make or model in the photos' EXIF: a profile made from this run needs "
-                  "--camera and --iso")
+        note_line("no camera make or model in the photos' EXIF: a profile made from this run needs --camera and --iso")
     say(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _length_note(run, plan.step, FEW_FIT_STEPS, "fit")
     parallel.finish()
 
 
+FitRunOpt = Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")]
+CleanArg = Annotated[Optional[list[Path]], typer.Argument(metavar="CLEAN_DIR", show_default=False, help="Folder(s) of clean images unrelated to your photos, for the synthesised-noise pairs; several are drawn from equally often, gray images are replicated to colour. Not needed when the pairs share is 1 (real mode's default).")]
+OutOpt = Annotated[Optional[Path], typer.Option(metavar="DIR", help="Output run folder \\[default: RUN/model].")]
+DistillArchOpt = Annotated[Literal["small", "full"], typer.Option(help="Network size: small (fast, embeddable) or full (the authors' MWCNN width; for a GPU).")]
+ResumeDistillOpt = Annotated[bool, flag("--resume", help="Continue an existing distill run up to the given budget, with the run's own training settings.")]
+PatchOpt = Annotated[int, typer.Option(min=8, help="Training patch side.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Patches per step (1/8 of them from your noisy photos).")]
+LrOpt = Annotated[Optional[float], typer.Option(show_default=False, help="Adam learning rate (cosine decay) \\[default: 1e-3 for --arch small, 2.5e-4 for full].")]
+ScaleOpt = Annotated[str, typer.Option(metavar="LO:HI", help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind model for σ up to 50.")]
+Stage1WeightOpt = Annotated[Optional[float], typer.Option(min=0.0, show_default=False, help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \\[default: 1 for a real-mode fit, 0.1 (the paper) otherwise].")]
+PairsOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, metavar="SHARE", show_default=False, help="Share of each batch taken from your photos with their stage-1 results; the rest is clean images with synthesised noise \\[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 (the paper) otherwise].")]
+NoiseModelOpt = Annotated[Literal["auto", "correlated", "cnnest"], typer.Option(help="Noise to train on: correlated (the fit's spatially correlated model of real photos), cnnest (the paper's per-pixel model), or auto: correlated where the fit has it.")]
+PassesOpt = Annotated[int, typer.Option(min=1, help="cnnest only: read the noise model N times, each at the previous pass's noisy draw; 1 reads it at the clean image (the paper), 2 at a noisy one, like the photos it learned from.")]
+KeepOpt = Annotated[Literal["best", "last"], typer.Option(help="best: the weights the self-score rates highest, stopping early once it stops improving; last: train the whole budget and keep the final weights, unscored (when the score cannot be trusted, e.g. a fit over photos from many cameras).")]
+InitOpt = Annotated[str, typer.Option(metavar="WEIGHTS|auto|none", help="Start from these weights (a registry name, a file or a distill folder): fine-tunes a trained model to this fit's noise; auto: the shipped colour default for a small model from a real-mode fit, else none (random weights).")]
+
+
 @reports_errors("interrupted: checkpoint saved; continue with --resume")
-def distill(
-    fit_run: Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")],
-    clean_dir: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="CLEAN_DIR", show_default=False,
-        help="Folder(s) of clean images unrelated to your photos, for the synthesised-noise pairs; several are drawn "
-             "from equally often, gray images are replicated to colour. Not needed when the pairs share is 1 (real "
-             "mode's default).")] = None,
-    out: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Output run folder \\[default: RUN/model].")] = None,
-    arch: Annotated[Literal["small", "full"], typer.Option(
-        help="Network size: small (fast, embeddable) or full (the authors' MWCNN width; for a GPU).")] = "small",
-    time_budget: TimeBudgetOpt = None,
-    iterations: IterationsOpt = None,
-    resume: Annotated[bool, flag("--resume", help="Continue an existing distill run up to the given budget, with the "
-                                                  "run's own training settings.")] = False,
-    patch: Annotated[int, typer.Option(min=8, help="Training patch side.")] = 64,
-    batch: Annotated[int, typer.Option(min=1, help="Patches per step (1/8 of them from your noisy photos).")] = 16,
-    lr: Annotated[Optional[float], typer.Option(
-        show_default=False, help="Adam learning rate (cosine decay) \\[default: 1e-3 for --arch small, 2.5e-4 for full].")] = None,
-    noise_scale: Annotated[str, typer.Option(
-        metavar="LO:HI", help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind "
-                              "model for σ up to 50.")] = "0.9:1.1",
-    stage1_weight: Annotated[Optional[float], typer.Option(
-        min=0.0, show_default=False,
-        help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \\[default: 1 "
-             "for a real-mode fit, 0.1 (the paper) otherwise].")] = None,
-    pairs_share: Annotated[Optional[float], typer.Option(
-        min=0.0, max=1.0, metavar="SHARE", show_default=False,
-        help="Share of each batch taken from your photos with their stage-1 results; the rest is clean images with "
-             "synthesised noise \\[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 "
-             "(the paper) otherwise].")] = None,
-    noise_model: Annotated[Literal["auto", "correlated", "cnnest"], typer.Option(
-        help="Noise to train on: correlated (the fit's spatially correlated model of real photos), cnnest (the "
-             "paper's per-pixel model), or auto: correlated where the fit has it.")] = "auto",
-    noise_passes: Annotated[int, typer.Option(
-        min=1, help="cnnest only: read the noise model N times, each at the previous pass's noisy draw; 1 reads it at "
-                    "the clean image (the paper), 2 at a noisy one, like the photos it learned from.")] = 2,
-    keep: Annotated[Literal["best", "last"], typer.Option(
-        help="best: the weights the self-score rates highest, stopping early once it stops improving; last: train "
-             "the whole budget and keep the final weights, unscored (when the score cannot be trusted, e.g. a fit "
-             "over photos from many cameras).")] = "best",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    init: Annotated[str, typer.Option(
-        metavar="WEIGHTS|auto|none",
-        help="Start from these weights (a registry name, a file or a distill folder): fine-tunes a trained model to "
-             "this fit's noise; auto: the shipped colour default for a small model from a real-mode fit, else none "
-             "(random weights).")] = "auto",
-    device: DeviceOpt = "auto",
-    precision: TrainPrecisionOpt = "fp32",
-) -> None:
+def distill(fit_run: FitRunOpt, clean_dir: CleanArg = None, out: OutOpt = None, arch: DistillArchOpt = "small",
+            time_budget: TimeBudgetOpt = None, iterations: IterationsOpt = None, resume: ResumeDistillOpt = False,
+            patch: PatchOpt = 64, batch: BatchOpt = 16, lr: LrOpt = None, noise_scale: ScaleOpt = "0.9:1.1",
+            stage1_weight: Stage1WeightOpt = None, pairs_share: PairsOpt = None, noise_model: NoiseModelOpt = "auto",
+            noise_passes: PassesOpt = 2, keep: KeepOpt = "best", seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+            init: InitOpt = "auto", device: DeviceOpt = "auto", precision: TrainPrecisionOpt = "fp32") -> None:
     """Stage 2: train a fast denoiser from the learned noise model and clean images.
 
     Writes OUT/model.safetensors (use it with `denoise --weights OUT`) and OUT/entry.toml, a weights.toml entry with its sha256 and provenance. Ctrl-C saves a checkpoint; --resume continues.
 
     Like fit, it scores itself on a held-out strip of your photos (estimated PSNR, Monte-Carlo SURE with the learned noise), keeps the best-scoring weights and stops early once the score stops improving.
     """
+    from .. import api
     from ..training import parallel
-    from ..training.runs import Run
-    from ..training.distill import DistillConfig, distill as run_distill, parse_noise_scale, saved_distill_config
-    from ..training.fit_run import FitRun
 
     plan = budget(time_budget, iterations)
     out = out or fit_run / "model"
-    fitted = FitRun(fit_run)
-    with about("--noise-scale"):
-        scale = parse_noise_scale(noise_scale)
     dev = _join(device, None if resume else batch, None if resume else lr)
-    _check_run(out, resume, "distill run", "--out")
-    parallel.barrier()  # every rank has checked the output folder before rank 0 writes in it
-    out_run = Run(out)
-    if out_run.exists():  # resuming: the run's own settings win, as for fit
-        cfg = saved_distill_config(out_run, fit_run=fit_run, clean_dir=clean_dir or None)
+    cfg, fitted, continuing = api.start_distill(
+        fit_run, out, resume=resume, clean_dirs=clean_dir, noise_scale=noise_scale, arch=arch, patch=patch, batch=batch,
+        lr=lr, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init, noise_passes=noise_passes,
+        noise_model=noise_model, keep=keep)
+    if continuing:
         say(f"resuming {out} with its saved settings (arch {cfg.arch}, patch {cfg.patch}, batch {cfg.batch}, "
-                  f"lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, stage-1 weight "
-                  f"{cfg.lam:g})")
-    else:
-        cfg = DistillConfig(fit_run=str(fit_run), clean_dir=clean_dir or [], arch=arch, patch=patch, batch=batch, lr=lr,
-                            noise_scale=scale, lam=stage1_weight, noisy_fraction=pairs_share, seed=seed, init=init,
-                            noise_passes=noise_passes, noise_model=noise_model, keep=keep)
+            f"lr {cfg.lr:g}, noise scale {cfg.noise_scale[0]:g}:{cfg.noise_scale[1]:g}, stage-1 weight {cfg.lam:g})")
     say(f"Training the fast denoiser in {out} on {dev}{_budget_text(plan)} — Ctrl-C stops and saves; --resume "
         "continues.")
     with RichReporter() as reporter:
-        path = run_distill(cfg, out_run, plan, dev, precision=precision, fit=fitted, reporter=reporter)
+        path = api.distill(cfg, out, fitted, plan, dev, precision=precision, reporter=reporter)
     say(f"done: {path}; try `denoise-cli denoise PHOTO --weights {out}`")
     _length_note(out, plan.step, FEW_DISTILL_STEPS, "distill")
     parallel.finish()
 
 
+AdaptRunOpt = Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR", help="Run folder (the fit in RUN, the model in RUN/model); under torchrun write --run-dir, as torchrun takes --run for its own --run-path.")]
+AdaptCleanArg = Annotated[Optional[list[Path]], typer.Argument(metavar="CLEAN_DIR", show_default=False, help="Unrelated clean images, for fits whose distill uses synthesised noise (not needed for colour photos).")]
+AdaptBudgetOpt = Annotated[str, typer.Option(metavar="DURATION", help="Total time: fit trains for 60 % of it, distill for what is left after fit has denoised your photos.")]
+ProfileOpt = Annotated[Optional[str], typer.Option(metavar="NAME", help="Also store the model as this camera profile, which `denoise` then picks by itself for the camera's photos (camera and ISOs from their EXIF).")]
+CameraOpt = Annotated[Optional[str], typer.Option(metavar='"MAKE MODEL"', help="With --profile, for photos without EXIF: the camera.")]
+IsoOpt = Annotated[Optional[list[float]], typer.Option("--iso", metavar="ISO", help="With --camera: the photos' ISO (repeat for several).")]
+
+
 @reports_errors("interrupted: checkpoints saved in {run}; run the same command again to continue")
-def adapt(
-    run: Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR",
-                                      help="Run folder (the fit in RUN, the model in RUN/model); under torchrun write "
-                                           "--run-dir, as torchrun takes --run for its own --run-path.")],
-    noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
-    clean_dir: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="CLEAN_DIR", show_default=False,
-        help="Unrelated clean images, for fits whose distill uses synthesised noise (not needed for colour "
-             "photos).")] = None,
-    time_budget: Annotated[str, typer.Option(metavar="DURATION",
-                                             help="Total time: fit trains for 60 % of it, distill for what is left after fit has denoised your photos.")] = "1h",
-    profile: Annotated[Optional[str], typer.Option(
-        metavar="NAME", help="Also store the model as this camera profile, which `denoise` then picks by itself for the "
-                             "camera's photos (camera and ISOs from their EXIF).")] = None,
-    camera: Annotated[Optional[str], typer.Option(metavar='"MAKE MODEL"', help="With --profile, for photos without "
-                                                                              "EXIF: the camera.")] = None,
-    iso: Annotated[Optional[list[float]], typer.Option("--iso", metavar="ISO", help="With --camera: the photos' ISO "
-                                                                                   "(repeat for several).")] = None,
-    device: DeviceOpt = "auto",
-    precision: TrainPrecisionOpt = "fp32",
-) -> None:
+def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
+          clean_dir: AdaptCleanArg = None, time_budget: AdaptBudgetOpt = "1h", profile: ProfileOpt = None,
+          camera: CameraOpt = None, iso: IsoOpt = None, device: DeviceOpt = "auto",
+          precision: TrainPrecisionOpt = "fp32") -> None:
     """Adapt to a camera in one command: `fit` on your noisy photos, then `distill`; run again to continue.
 
     Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
     """
+    from .. import api
     from ..training import parallel
     from ..training.runs import Run, parse_duration
-    from ..training.adapt import adapt as run_adapt, finished
     from ..training.self_score import against_start
 
     seconds = parse_duration(time_budget)
     dev = _join(device)
-    if finished(run, seconds):
+    if api.adapted_already(run, seconds):
         say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {run / 'model'} (a larger "
             "--time-budget trains it further)")
         _store_or_hint(run, profile, camera, iso)
@@ -322,7 +237,7 @@ def adapt(
     say(f"Adapting to the photos in {noisy_dir} for {_seconds_text(seconds)} on {dev} — Ctrl-C stops and saves; the "
         "same command continues.")
     with RichReporter() as reporter:
-        done = run_adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, reporter=reporter)
+        done = api.adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, reporter=reporter)
     say(f"done: {_learned_line(done.report)}.")
     verdict = against_start(Run(run / "model").records())
     if verdict:
