@@ -342,3 +342,20 @@ def adapt(noisy_dir: str | os.PathLike, clean_dirs: list, run: str | os.PathLike
     from .training.adapt import adapt as run_adapt
 
     return run_adapt(noisy_dir, clean_dirs, run, seconds, device, precision=precision, reporter=reporter)
+
+
+def store_profile(model: str | os.PathLike, name: str | None = None, camera: str | None = None,
+                  isos: list[float] | None = None, replace: bool = False):
+    """Store an adapted model (a distill or adapt run's model folder) as a camera profile; the camera and ISOs come
+    from its fit's photos unless given. Returns the profile and how many cameras the photos named."""
+    from .registry.profiles import add_profile
+    from .training.adapted import adapted_model
+
+    found = adapted_model(model)
+    camera = camera or found.camera
+    if not camera:
+        raise ConfigError("no camera in the photos' EXIF: give --camera \"MAKE MODEL\" (and --iso)")
+    name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in camera.lower()).strip("-")
+    profile = add_profile(found.model, name=name, camera=camera, isos=list(isos or found.isos),
+                          sigma_mid=found.sigma_mid, made_by=found.made_by, replace=replace)
+    return profile, found.cameras_seen

@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import ConfigError
 from ._common import Command, Group, note_line, say, flag, reports_errors
 
 app = typer.Typer(no_args_is_help=True, cls=Group,
@@ -23,20 +22,14 @@ IsoOpt = Annotated[Optional[list[float]], typer.Option(
 
 
 def store(model: Path, name: str | None, camera: str | None, isos: list[float] | None, replace: bool = False):
-    """Store an adapted model as a profile; the camera and ISOs come from its fit's photos unless given."""
-    from ..registry.profiles import add_profile
-    from ..training.adapted import adapted_model
+    """Store an adapted model as a profile (api.store_profile), saying which camera when its photos named several."""
+    from ..api import store_profile
 
-    found = adapted_model(model)
-    if found.cameras_seen > 1 and not camera:
-        note_line(f"its photos came from {found.cameras_seen} cameras; the profile is for the most "
-                  f"frequent, {found.camera} (give --camera to choose)")
-    camera = camera or found.camera
-    if not camera:
-        raise ConfigError("no camera in the photos' EXIF: give --camera \"MAKE MODEL\" (and --iso)")
-    name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in camera.lower()).strip("-")
-    return add_profile(found.model, name=name, camera=camera, isos=list(isos or found.isos), sigma_mid=found.sigma_mid,
-                       made_by=found.made_by, replace=replace)
+    profile, cameras_seen = store_profile(model, name, camera, isos, replace)
+    if cameras_seen > 1 and not camera:
+        note_line(f"its photos came from {cameras_seen} cameras; the profile is for the most frequent, {profile.camera} "
+                  "(give --camera to choose)")
+    return profile
 
 
 def iso_text(isos: list[float], none: str = "any ISO") -> str:
