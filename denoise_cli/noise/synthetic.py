@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from ..errors import NoiseSpecError
-from .pipeline import render
+from .pipeline import linear_to_srgb, mosaic, render, srgb_to_linear
 from .prior import DEFAULT_PRIOR
 
 KINDS = ("awgn", "hg", "mg", "camera", "pipeline")
@@ -110,16 +110,6 @@ SHOT_PER_ISO100 = 1.0e-4  # Poisson: variance = SHOT·x, SHOT ∝ ISO
 READ_PER_ISO100 = 5.0e-4  # Gaussian read-noise σ ∝ ISO
 
 
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
 def camera_render(x: np.ndarray, iso: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """Undo gamma and white balance, mosaic (RGGB), Poisson–Gaussian noise, demosaic, redo both.
 
@@ -128,13 +118,7 @@ def camera_render(x: np.ndarray, iso: float, rng: np.random.Generator | None = N
     demosaicking error of x that ``y − x`` also holds (the truth benchmarks/noise_fidelity.py compares with)."""
     if x.shape[-1] != 3:
         raise NoiseSpecError("camera noise needs an RGB image")
-    h, w = x.shape[:2]
-    lin = _srgb_to_linear(x) / WB_GAINS
-    raw = np.empty((h, w))
-    raw[0::2, 0::2] = lin[0::2, 0::2, 0]
-    raw[0::2, 1::2] = lin[0::2, 1::2, 1]
-    raw[1::2, 0::2] = lin[1::2, 0::2, 1]
-    raw[1::2, 1::2] = lin[1::2, 1::2, 2]
+    raw = mosaic(srgb_to_linear(x) / WB_GAINS, "RGGB")
     if rng is not None:
         shot = SHOT_PER_ISO100 * iso / 100.0
         read = READ_PER_ISO100 * iso / 100.0
@@ -142,7 +126,7 @@ def camera_render(x: np.ndarray, iso: float, rng: np.random.Generator | None = N
     raw16 = np.round(np.clip(raw, 0.0, 1.0) * 65535).astype(np.uint16)
     # OpenCV names Bayer patterns from the second row; an RGGB mosaic is its "BG" code.
     rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB).astype(np.float64) / 65535
-    return _linear_to_srgb(rgb * WB_GAINS)
+    return linear_to_srgb(rgb * WB_GAINS)
 
 
 def quantize(x: np.ndarray, bits: int = 8) -> np.ndarray:
