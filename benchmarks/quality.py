@@ -50,6 +50,8 @@ def shipped(args: argparse.Namespace) -> None:
         den = load_denoiser(name, device="auto", precision="fp32", ensemble=args.ensemble)
         for case, recorded in entry.metrics.items():
             set_name, noise = case.split("/", 1)
+            if noise == "real":  # real pairs (PolyU): benchmarks/real_cameras measures those
+                continue
             folder = args.data / set_name
             found = list(evaluate(synthetic_pairs(folder, parse_spec(noise), args.seed), den))
             label = method_label(name, args.ensemble)
