@@ -76,22 +76,12 @@ def _in_process(args: list[str], env: dict, stdin: bytes | None, cwd: Path | Non
 
 def make_dng(path: Path, h: int = 64, w: int = 96) -> Path:
     """A minimal valid DNG (RGGB mosaic, 16-bit) that LibRaw/rawpy can demosaic."""
-    import io
-
-    import tifffile
+    from denoise_cli.io.dng import write_dng
 
     rng = np.random.default_rng(0)
     cfa = np.zeros((h, w), np.uint16)
     cfa[0::2, 0::2], cfa[0::2, 1::2], cfa[1::2, 0::2], cfa[1::2, 1::2] = 30000, 20000, 20000, 10000
-    cfa = (cfa + rng.integers(0, 2000, (h, w))).astype(np.uint16)
-    identity = [v for x in (1, 0, 0, 0, 1, 0, 0, 0, 1) for v in (x * 10000, 10000)]
-    tags = [(254, "I", 1, 0, True), (33421, "H", 2, (2, 2), True), (33422, "B", 4, bytes([0, 1, 1, 2]), True),
-            (50706, "B", 4, bytes([1, 4, 0, 0]), True), (50708, "s", 0, "denoise-cli test camera", True),
-            (50721, 10, 9, identity, True), (50728, 5, 3, [1, 1, 1, 1, 1, 1], True), (50717, "H", 1, 65535, True)]
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, cfa, photometric=32803, extratags=tags)
-    path.write_bytes(buf.getvalue())
-    return path
+    return write_dng(path, (cfa + rng.integers(0, 2000, (h, w))).astype(np.uint16))
 
 
 def noisy_folder(tmp_path: Path, channels: int) -> Path:
