@@ -15,6 +15,8 @@ RESULTS = HERE / "results"
 BENCHMARKS = [
     ("real_cameras", ["real_cameras.md"]),
     ("noise_fidelity", ["noise_fidelity.md"]),
+    ("pipeline_fidelity", ["pipeline_fidelity.md", "pipeline_fidelity-oracle.md"]),
+    ("raw_scenes", ["raw_scenes.md"]),
     ("quality", ["quality-shipped.md", "quality-shipped-ensemble.md"]),
     ("stopping", ["stopping.md"]),
     ("precision", ["precision.md"]),
