@@ -153,3 +153,16 @@ def test_calibration_finds_a_known_cameras_noise_level_from_its_photos():
         model.add(render(x, found, np.random.default_rng(i)) - finish(x, found), x)
     assert relative_errors(truth.summary(), model.summary())["sigma_mean"] < 0.3
     assert found.jpeg_quality == 90 and info["evaluations"] > 10
+
+
+def test_the_noise_is_zero_mean_where_the_tone_curve_would_shift_the_average_photo():
+    x = np.full((192, 192, 3), 0.15)
+    p = CameraPipeline(shot=(8e-3,) * 3, read=(1e-4,) * 3, demosaic="bilinear")
+    bias = camera_noise(x, p, np.random.default_rng(9)).mean() * 255
+    from denoise_cli.noise.pipeline import encode, mosaic, to_linear_rgb, to_sensor
+
+    raw = mosaic(to_sensor(x, p), p.cfa)
+    rng = np.random.default_rng(9)
+    noisy = raw + rng.standard_normal(raw.shape) * np.sqrt(raw * 8e-3 + 1e-4)
+    naive = (encode(to_linear_rgb(noisy, p), p) - encode(to_linear_rgb(raw, p), p)).mean() * 255
+    assert naive < -1.0 and abs(bias) < abs(naive) / 5  # Jensen's shift through the concave curve, and most of it removed

@@ -135,11 +135,32 @@ def demosaic(raw: np.ndarray, cfa: str, method: str) -> np.ndarray:
     return rgb * (1 + 2 * _PEDESTAL) - _PEDESTAL
 
 
+def to_linear_rgb(raw: np.ndarray, p: CameraPipeline) -> np.ndarray:
+    """A mosaic forward to linear sRGB primaries: demosaic, white balance, colour matrix (all linear)."""
+    return (demosaic(raw, p.cfa, p.demosaic) * np.asarray(p.wb)) @ colour_matrix(p.saturation).T
+
+
+def encode(rgb: np.ndarray, p: CameraPipeline) -> np.ndarray:
+    """Linear RGB → the camera's sRGB: gamma and tone curve (values outside [0,1] are cut)."""
+    return tone(linear_to_srgb(rgb), p.contrast)
+
+
 def develop(raw: np.ndarray, p: CameraPipeline) -> np.ndarray:
     """A mosaic forward to sRGB: demosaic, white balance, colour matrix, gamma, tone (unclipped above 1 is cut)."""
-    rgb = demosaic(raw, p.cfa, p.demosaic) * np.asarray(p.wb)
-    rgb = rgb @ colour_matrix(p.saturation).T
-    return tone(linear_to_srgb(rgb), p.contrast)
+    return encode(to_linear_rgb(raw, p), p)
+
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(9)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def _encoding_bias(rgb: np.ndarray, var: np.ndarray, p: CameraPipeline) -> np.ndarray:
+    """E[encode(rgb + n)] − encode(rgb) for Gaussian noise n of variance ``var`` (nine-point Gauss–Hermite; fewer
+    points miss the steep, clipped foot of the sRGB curve): the curve is concave and cut at 0, so noise shifts the
+    average photo."""
+    sd = np.sqrt(var)
+    mean = sum(w * encode(rgb + z * sd, p) for z, w in zip(_NODES, _WEIGHTS))
+    return mean - encode(rgb, p)
 
 
 def to_sensor(x: np.ndarray, p: CameraPipeline) -> np.ndarray:
@@ -178,14 +199,21 @@ def jpeg(img8: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
 
 
 def camera_noise(x: np.ndarray, p: CameraPipeline, rng: np.random.Generator) -> np.ndarray:
-    """The camera's noise for the clean sRGB image x (H×W×3 in [0,1]), in sRGB, before 8-bit rounding and JPEG."""
+    """The camera's noise for the clean sRGB image x (H×W×3 in [0,1]), in sRGB, before 8-bit rounding and JPEG.
+
+    It is made zero-mean: through the concave tone curve noise shifts the average photo by up to a few levels of
+    255 (Jensen), and references made by averaging many shots (PolyU, SIDD) hold that shift, so the denoiser's
+    target, x, stands for the expected photo rather than the noise-free render."""
     x = np.asarray(x, np.float64)
     if x.ndim != 3 or x.shape[-1] != 3:
         raise NoiseSpecError("camera pipeline noise needs an RGB image")
     raw = mosaic(to_sensor(x, p), p.cfa)
     var = np.clip(raw, 0, None) * cfa_map(raw.shape, p.cfa, p.shot) + cfa_map(raw.shape, p.cfa, p.read)
     noisy_raw = raw + rng.standard_normal(raw.shape) * np.sqrt(var)
-    noise = develop(noisy_raw, p) - develop(raw, p)
+    clean_rgb, noisy_rgb = to_linear_rgb(raw, p), to_linear_rgb(noisy_raw, p)
+    noise = encode(noisy_rgb, p) - encode(clean_rgb, p)
+    local_var = cv2.GaussianBlur((noisy_rgb - clean_rgb) ** 2, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
+    noise -= _encoding_bias(clean_rgb, local_var, p)  # zero-mean: the target is the photo's expectation
     return in_camera_processing(noise, p)
 
 
