@@ -120,16 +120,16 @@ class RichReporter:
 def write_summary(text: str, stream) -> None:
     """Write a machine-readable summary to ``stream`` (stdout, usually); a full disk or a closed pipe there is one
     error line and exit 1, not a traceback."""
-    import os
+    import sys
+
+    from ..inference.batch import silence_stdout
 
     try:
         stream.write(text)
         stream.flush()
     except OSError as e:
-        try:  # Python flushes stdout again at exit: point it at nothing so that does not fail too
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-        except (OSError, ValueError):
-            pass
+        if stream is sys.stdout:
+            silence_stdout()
         raise fail(f"cannot write the summary: {e.strerror or e}", EXIT_FAILED) from None
 
 

@@ -363,17 +363,17 @@ def _write_stdout(data: bytes) -> None:
         out.write(data)
         out.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         raise StdoutClosed("standard output was closed before the whole image was written") from None
     except OSError as e:
-        _silence_stdout()
+        silence_stdout()
         raise ImageError(f"cannot write to standard output: {e.strerror or e}") from None
     if not _pipe_drained(out):
-        _silence_stdout()
+        silence_stdout()
         raise StdoutClosed("the reader of standard output stopped before it had read the whole image")
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point stdout at nothing, so that Python's own flush at exit does not fail (and complain) a second time."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
