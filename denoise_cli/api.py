@@ -202,6 +202,7 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
         from .inference.distributed import bind_local_gpu
 
         bind_local_gpu(launch)
+        reporter = reporter if launch.rank == 0 else SILENT  # one progress bar: rank 0's
 
     def load(spec: str | None) -> "Denoiser":
         return load_denoiser(spec, device=o.device, precision=o.precision, tile=o.tile, overlap=o.overlap,
