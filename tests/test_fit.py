@@ -265,3 +265,19 @@ def test_one_pass_gives_what_denoise_and_blind_mean_give_apart(fusion):
         x, mu = stage.denoise_with_mean(y, tile=tile, overlap=8)
         assert np.allclose(x, stage.denoise(y, tile=tile, overlap=8), atol=1e-6)
         assert np.allclose(mu, stage.blind_mean(y, tile=tile, overlap=8), atol=1e-6)
+
+
+def test_the_report_says_how_the_photos_were_saved(tmp_path):
+    from PIL import Image
+
+    from denoise_cli.training.fit import jpeg_census
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, (q, sub) in enumerate([(80, 2), (80, 2), (95, 0)]):
+        files.append(tmp_path / f"p{i}.jpg")
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(files[-1], quality=q, subsampling=sub)
+    files.append(tmp_path / "p.png")
+    Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(files[-1])
+    assert jpeg_census(files) == {"quality": 80, "subsampling": "4:2:0", "photos": 2, "of": 4}
+    assert jpeg_census(files[-1:]) == {"photos": 0}

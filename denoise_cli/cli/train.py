@@ -87,6 +87,10 @@ def _learned_line(report: dict) -> str:
     per_channel = [sum(g[c] for g in groups) / len(groups) for c in range(len(groups[0]))]
     names = ["R", "G", "B"] if len(per_channel) == 3 else ["gray"]
     line = "noise at mid-gray " + ", ".join(f"{n} {v:.1f}" for n, v in zip(names, per_channel)) + " (of 255)"
+    jpeg = report.get("jpeg", {})
+    if jpeg.get("quality"):
+        colour = "full-resolution colour" if jpeg["subsampling"] == "4:4:4" else f"{jpeg['subsampling']} colour"
+        line += f"; saved as JPEG quality {jpeg['quality']} with {colour} ({jpeg['photos']} of {jpeg['of']} photos)"
     corr = report.get("correlated", {}).get("correlations")
     if corr:
         h = sum(c[1] for c in corr["horizontal"]) / len(corr["horizontal"])

@@ -56,6 +56,27 @@ def camera_census(photos: list[Photo]) -> tuple[dict[str, list[float]], int]:
     return {k: sorted(v) for k, v in census.items()}, unknown
 
 
+def jpeg_census(files: list[Path]) -> dict:
+    """How the photos were saved, read exactly from their files: the most common JPEG quality and chroma subsampling
+    and how many photos share them (none: not JPEGs). Part of what shapes a camera's noise (noise.pipeline)."""
+    from collections import Counter
+
+    from ..noise.jpeg_settings import jpeg_settings
+
+    seen = Counter()
+    for f in files:
+        try:
+            settings = jpeg_settings(f)
+        except OSError:
+            settings = None
+        if settings:
+            seen[settings] += 1
+    if not seen:
+        return {"photos": 0}
+    (quality, subsampling), n = seen.most_common(1)[0]
+    return {"quality": quality, "subsampling": subsampling, "photos": n, "of": len(files)}
+
+
 def blind_sigma(images: list[np.ndarray], mode: Mode) -> float:
     """Median MAD noise estimate (0–255) over the images, on pixel-shuffled sub-images in real
     mode (where neighbouring pixels' noise is correlated). Uses the noisy images only."""
@@ -161,6 +182,7 @@ def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: 
     report = build_report(stage.noise, device, on_images)
     report["fusion"] = {"chosen": stage.fusion, "scores_db": fusion_scores}
     report["noise_levels"] = levels.to_dict()
+    report["jpeg"] = jpeg_census(files)
     if cfg.mode == "real":  # camera noise is spatially correlated: distill draws from a model that knows it
         correlated = calibrated_noise(list(zip(images, means)), cfg.channels, stage.blind_mean, seed=cfg.seed)
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
