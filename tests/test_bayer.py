@@ -54,3 +54,15 @@ def test_the_anscombe_transform_makes_poisson_gaussian_noise_unit_variance_and_i
         d = anscombe.forward(noisy, a, b)
         assert abs(d.std() - 1) < 0.05  # Gaussian draws, not Poisson counts: the low end is a little over 1
         assert abs(anscombe.inverse(np.full(1, d.mean()), a, b)[0] / x - 1) < 0.02
+
+
+@pytest.mark.parametrize("a,b", [(1e-3, 2e-5), (4e-3, 2e-4), (1.2e-2, 1e-3)])
+def test_sensor_noise_is_read_from_the_noisy_planes_alone(a, b):
+    from denoise_cli.noise.levels import NoiseLevels, poisson_gaussian
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:256, 0:256] / 256
+    clean = np.stack([0.05 + 0.8 * x, 0.1 + 0.7 * y, 0.3 + 0.4 * x * y, 0.6 * (x + y) / 2], -1)  # four smooth planes
+    noisy = clean + rng.standard_normal(clean.shape) * np.sqrt(a * clean + b)
+    fa, fb = poisson_gaussian(NoiseLevels.estimate([noisy]))
+    assert abs(fa / a - 1) < 0.15 and abs(fb - b) < 0.3 * b + 0.05 * a

@@ -75,3 +75,20 @@ class NoiseLevels:
     @classmethod
     def from_dict(cls, d: dict[str, list[list[float]]]) -> "NoiseLevels":
         return cls(np.asarray(d["centres"], np.float64), np.asarray(d["sigmas"], np.float64))
+
+
+def poisson_gaussian(levels: NoiseLevels, channel: int | None = None, lo: float = 0.02, hi: float = 0.9
+                     ) -> tuple[float, float]:
+    """The sensor noise (a, b) of variance a·x + b that fits a noise level function of RAW planes best (least squares
+    on the variances of bins with brightness in [lo, hi], where clipping does not bend them); all channels pooled
+    unless ``channel``. a and b are kept ≥ 0."""
+    rows = range(levels.centres.shape[0]) if channel is None else [channel]
+    x = np.concatenate([levels.centres[c] for c in rows])
+    v = np.concatenate([levels.sigmas[c] ** 2 for c in rows])
+    keep = (x >= lo) & (x <= hi)
+    if keep.sum() < 2:
+        keep = np.ones_like(x, bool)
+    a, b = np.polyfit(x[keep], v[keep], 1)
+    if b < 0:  # no read noise to speak of: a alone, through the origin
+        a, b = float((x[keep] @ v[keep]) / (x[keep] @ x[keep])), 0.0
+    return max(float(a), 0.0), max(float(b), 0.0)
