@@ -10,8 +10,8 @@ sensor noise of variance a·x + b (x in [0,1] of the white level), then stored a
 automatic brightness, so that developed files differ only in their sensor data).
 Methods: the noisy DNG developed; today's `denoise` path (develop, then the sRGB default model); the classical
 RAW-domain baseline given the true (a, b), and with (a, b) estimated from the noisy file: generalized Anscombe
-transform, BM3D on each Bayer plane, the closed-form unbiased inverse, then the same development. PSNR on 0–255 after a per-channel gain match. Writes
-results/raw_scenes.{md,json}.
+transform, BM3D on each Bayer plane, the closed-form unbiased inverse, then the same development. PSNR on 0–255
+after a per-channel gain match. Writes results/raw_scenes.{md,json}.
 """
 
 from __future__ import annotations
