@@ -3,8 +3,8 @@
 The JPEG quality and subsampling are read from the files. The rest (sensor a and b, white balance, noise reduction
 on brightness and colour, sharpening, demosaicking) are searched so that :func:`blind_stats` of the pipeline's noise
 added to stand-ins for the clean scenes (the photos, denoised) measures like :func:`blind_stats` of the photos
-themselves. Measuring both sides the same way cancels the estimator's own biases (signal in the flattest blocks,
-the plane fit), which is why the search compares measurements, not the raw statistics. Common random numbers keep
+themselves. Measuring both sides the same way cancels the estimator's own biases (the photos' detail in the
+band-pass spreads), which is why the search compares measurements, not the raw statistics. Common random numbers keep
 the objective deterministic, so a plain coordinate search converges.
 """
 

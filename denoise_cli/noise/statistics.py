@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .levels import MAD_TO_SIGMA
+
 LAGS = (1, 2, 4)
 BINS = 8
 MIN_PIXELS = 2000  # a brightness bin with fewer pixels has no σ
@@ -61,7 +63,6 @@ def relative_errors(truth: dict, model: dict) -> dict:
     return out
 
 
-MAD_TO_SIGMA = 1 / 0.6745
 SCALES = (1, 2, 4)
 
 
