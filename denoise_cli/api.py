@@ -21,6 +21,7 @@ from .progress import SILENT, Reporter
 
 if TYPE_CHECKING:
     from .inference.denoiser import Denoiser
+    from .inference.raw import RawDenoiser
 
 
 
@@ -44,6 +45,36 @@ def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "au
         gray = load_model(gray_path)
     return Denoiser(load_model(resolve(weights)), pick_device(device), precision, tile, overlap, gray_model=gray,
                     ensemble=ensemble, strength=strength)
+
+
+def load_raw_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto", precision: str = "auto",
+                      tile: int | None = None, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0) -> "RawDenoiser":
+    """A ready RAW model (inference.raw.RawDenoiser): weights by registry name, path or hf:// address; None: the
+    registry's RAW default. ConfigError for weights that are not a RAW model."""
+    from .inference.denoiser import Denoiser
+    from .inference.devices import pick_device
+    from .inference.raw import RawDenoiser
+    from .registry.checkpoint import load_model
+    from .registry.weights import load_registry, resolve
+
+    model = load_model(resolve(weights if weights is not None else load_registry().default_raw))
+    if model.config.channels != 4 or getattr(model.config, "guides", 0) != 4:
+        raise ConfigError(f"{weights} is not a RAW model (it denoises {model.config.channels}-channel images, not "
+                          "four Bayer planes)")
+    return RawDenoiser(Denoiser(model, pick_device(device), precision, tile, overlap, strength=strength))
+
+
+def _raw_spec(o: BatchOptions, jobs) -> str | None:
+    """The RAW model a batch uses for its camera RAW files: None without --raw-domain, without RAW inputs, or when no
+    RAW model is given and the registry names no RAW default."""
+    from pathlib import Path
+
+    from .io import RAW_SUFFIXES
+    from .registry.weights import load_registry
+
+    if not o.raw_domain or not any(j.source == STDIO or Path(j.source).suffix.lower() in RAW_SUFFIXES for j in jobs):
+        return None
+    return o.raw_weights or load_registry().default_raw
 
 
 @lru_cache(maxsize=2)
@@ -90,6 +121,8 @@ class BatchOptions:
     max_megapixels: float = 256.0
     shard: str | None = None  # "K/N" for job arrays
     skip_existing: bool = False
+    raw_domain: bool = True  # camera RAW files: denoise the Bayer planes before demosaicking, where a RAW model exists
+    raw_weights: str | None = None  # the RAW model; None: the registry's RAW default
 
     def __post_init__(self) -> None:
         if self.skip_existing and self.overwrite:
@@ -183,7 +216,7 @@ def denoise_batch(inputs: list[str], options: BatchOptions | None = None, *, rep
             if on_result:
                 on_result(res)
         return summary
-    first = read_ahead(jobs[0], o.overwrite, int(o.max_megapixels * 1e6), o.skip_existing) if jobs else None
+    first = read_ahead(jobs[0], o.overwrite, int(o.max_megapixels * 1e6), o.skip_existing, o.raw_domain) if jobs else None
     return _run_jobs(jobs, first, o, launch, summary, reporter, on_result)
 
 
@@ -213,6 +246,13 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
     denoiser = ModelChoice(load, profiles) if per_photo else load(o.weights)
     summary.per_photo = per_photo
     summary.weights = {"weights": "auto", "weights_gray": None} if per_photo else used_weights(o.weights)
+    raw_name = _raw_spec(o, jobs)
+    if raw_name:
+        from .inference.raw import RawFirst
+
+        denoiser = RawFirst(denoiser, load_raw_denoiser(raw_name, device=o.device, precision=o.precision, tile=o.tile,
+                                                        overlap=o.overlap, strength=o.strength), raw_name)
+        summary.weights["weights_raw"] = raw_name
     reporter.start("denoise", len(jobs), "denoise")
     current = 0
 
@@ -227,7 +267,7 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
     try:
         for res in run_batch(denoiser, jobs, overwrite=o.overwrite, stdout_format=o.fmt or "png",
                              max_pixels=int(o.max_megapixels * 1e6), on_start=on_start, on_tile=on_tile, first=first,
-                             skip_existing=o.skip_existing):
+                             skip_existing=o.skip_existing, sensor=bool(raw_name)):
             summary.results.append(res.to_dict())
             reporter.update("denoise", completed=len(summary.results))
             if on_result:

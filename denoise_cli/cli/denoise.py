@@ -28,6 +28,8 @@ MaxPixelsOpt = Annotated[float, typer.Option(metavar="MP", help="Refuse images l
 JsonOpt = Annotated[bool, flag("--json", help="Print a JSON summary (on stderr when stdout carries an image).")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar or notices.")]
 ShardOpt = Annotated[Optional[str], typer.Option(metavar="K/N", help="Take only the K-th of N shares of the inputs (K from 1), for job arrays (SLURM, GNU parallel, xargs); under torchrun each process takes its own share by itself.")]
+RawDomainOpt = Annotated[bool, typer.Option("--raw-domain/--no-raw-domain", help="Camera RAW files: remove the noise from the sensor data before demosaicking, with the RAW model (blind, or with the noise a RAW profile learned for the camera and ISO); --no-raw-domain develops first and denoises the photo.")]
+RawWeightsOpt = Annotated[Optional[str], typer.Option("--raw-weights", metavar="NAME|PATH", help="The RAW model \\[default: the registry's RAW default].")]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Count inputs whose output exists as done and skip them: an interrupted batch continues.")]
 
 
@@ -38,7 +40,7 @@ def denoise(inputs: InputsArg, output: OutputOpt = None, suffix: SuffixOpt = Non
             precision: PrecisionOpt = "auto", tile: TileOpt = None, overlap: OverlapOpt = 48,
             ensemble: EnsembleOpt = False, recursive: RecursiveOpt = False, overwrite: OverwriteOpt = False,
             max_pixels: MaxPixelsOpt = 256, as_json: JsonOpt = False, quiet: QuietOpt = False, shard: ShardOpt = None,
-            skip_existing: SkipOpt = False) -> None:
+            skip_existing: SkipOpt = False, raw_domain: RawDomainOpt = True, raw_weights: RawWeightsOpt = None) -> None:
     """Denoise images: [cyan]denoise-cli denoise photos/*.png[/], or [cyan]cat a.png | denoise-cli denoise - > b.png[/].
 
     Outputs keep bit depth (16-bit stays 16-bit), alpha, EXIF and ICC profile. Inputs are never overwritten and outputs are written atomically.
@@ -51,7 +53,8 @@ def denoise(inputs: InputsArg, output: OutputOpt = None, suffix: SuffixOpt = Non
 
     options = BatchOptions(output=output, suffix=suffix, fmt=fmt, weights=weights, device=device, precision=precision,
                            tile=tile, overlap=overlap, ensemble=ensemble, strength=strength, recursive=recursive,
-                           overwrite=overwrite, max_megapixels=max_pixels, shard=shard, skip_existing=skip_existing)
+                           overwrite=overwrite, max_megapixels=max_pixels, shard=shard, skip_existing=skip_existing,
+                           raw_domain=raw_domain, raw_weights=raw_weights)
     if as_json and output != "-" and sys.stdout is None:
         raise ConfigError("--json writes to standard output, which is closed: redirect it to a file")
 
@@ -84,6 +87,8 @@ def _summary_line(summary, output: str | None, suffix: str | None) -> str:
 
     model = "camera profiles where they match, else the default" if summary.per_photo else \
         f"model {summary.weights.get('weights')}"
+    if summary.weights.get("weights_raw"):
+        model += f" (RAW files: {summary.weights['weights_raw']}, before demosaicking)"
     where = f"into {output}" if output else f"beside the inputs (NAME{suffix if suffix is not None else '_denoised'}.EXT)"
     return summary_line(summary.done, summary.failed, summary.megapixels, summary.seconds, summary.device,
                         skipped=summary.skipped_all, where=where, model=model)

@@ -206,7 +206,7 @@ OVERLAP_MAX_PIXELS = 8_000_000
 
 
 def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
-               skip_existing: bool = False) -> Future | None:
+               skip_existing: bool = False, sensor: bool = False) -> Future | None:
     """Start decoding a job's photo on a helper thread, e.g. the first one while PyTorch and the model load (decoders
     release the GIL); hand the result to :func:`run_batch` as ``first``. Standard input is not read ahead: a batch
     that fails to start must not wait for it."""
@@ -214,7 +214,7 @@ def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_
         return None
     pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
     try:
-        return pool.submit(_load, job, overwrite, max_pixels, skip_existing)
+        return pool.submit(_load, job, overwrite, max_pixels, skip_existing, sensor)
     finally:
         pool.shutdown(wait=False)
 
@@ -222,7 +222,7 @@ def read_ahead(job: Job, overwrite: bool = False, max_pixels: int = DEFAULT_MAX_
 def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite: bool = False, stdout_format: str = "png",
               max_pixels: int = DEFAULT_MAX_PIXELS, on_start: Callable[[int, str | None], None] | None = None,
               on_tile: Callable[[int, int], None] | None = None, first: Future | None = None,
-              skip_existing: bool = False) -> Iterator[Result]:
+              skip_existing: bool = False, sensor: bool = False) -> Iterator[Result]:
     """Each job's Result, in order. While one photo is denoised the next is read and the one before is written, on
     two helper threads (decoding and encoding release the GIL), so small files cost little more than the network;
     photos over OVERLAP_MAX_PIXELS go one at a time. ``on_start(i, weights)`` is called when job i starts denoising
@@ -230,11 +230,13 @@ def run_batch(denoiser: "Denoiser | ModelChoice", jobs: list[Job], *, overwrite:
     interrupt lets a write in progress finish (outputs stay whole) and stops. With a ModelChoice each photo is
     denoised by the model it picks, and its Result says which. ``first``: the first job as :func:`read_ahead` started
     it, with the same ``overwrite``, ``max_pixels`` and ``skip_existing``. With ``skip_existing`` an output that
-    another process finished meanwhile (several runs over one batch) makes the Result ``skipped``, not failed."""
+    another process finished meanwhile (several runs over one batch) makes the Result ``skipped``, not failed.
+    ``sensor``: RAW files keep their sensor data, for a RAW model (inference.raw.RawFirst)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         behind: tuple[Result, Future | None] | None = None  # the job being written, and its write
-        load = functools.partial(_load, overwrite=overwrite, max_pixels=max_pixels, skip_existing=skip_existing)
+        load = functools.partial(_load, overwrite=overwrite, max_pixels=max_pixels, skip_existing=skip_existing,
+                                 sensor=sensor)
         ahead = first or (reader.submit(load, jobs[0]) if jobs else None)
         for i, job in enumerate(jobs):
             res, photo = ahead.result()
@@ -280,8 +282,10 @@ def _finish(res: Result, stored: Future | None) -> Result:
     return res
 
 
-def _load(job: Job, overwrite: bool, max_pixels: int, skip_existing: bool = False) -> tuple[Result, Photo | None]:
-    """A job's Result (its error set when the job cannot start) and its decoded photo (None then)."""
+def _load(job: Job, overwrite: bool, max_pixels: int, skip_existing: bool = False, sensor: bool = False
+          ) -> tuple[Result, Photo | None]:
+    """A job's Result (its error set when the job cannot start) and its decoded photo (None then); ``sensor`` keeps a
+    RAW file's bytes for a RAW model."""
     res = Result(job.source, job.target, ok=False)
     res.seconds = -time.perf_counter()
     if job.error:
@@ -296,7 +300,7 @@ def _load(job: Job, overwrite: bool, max_pixels: int, skip_existing: bool = Fals
             if Path(job.target).exists() and not overwrite:
                 raise OutputExistsError(f"output {job.target} exists")
         photo = read_image(sys.stdin.buffer.read() if job.source == STDIO else job.source, max_pixels=max_pixels,
-                           raw=True)
+                           raw=True, sensor=sensor)
     except DenoiseError as e:
         _failed(res, e, skip_existing)
         res.seconds += time.perf_counter()

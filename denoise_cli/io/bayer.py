@@ -17,8 +17,7 @@ import numpy as np
 
 from ..errors import ImageError
 
-#: The planes' order: the colour at (0,0), (0,1), (1,0), (1,1) of each 2×2 cell, named as a pattern ("RGGB", …).
-BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+from ..noise.sensor import BAYER_LAYOUTS, pack, unpack  # layouts: the colour at (0,0), (0,1), (1,0), (1,1) of a cell
 
 
 @dataclass
@@ -65,8 +64,7 @@ def read_planes(raw) -> BayerPlanes:
     colours = np.asarray(raw.raw_pattern).ravel()
     black = np.array([raw.black_level_per_channel[c] for c in colours], np.float32)
     white = float(raw.white_level)
-    cells = visible[:h, :w].reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
-    planes = (cells.astype(np.float32) - black) / np.maximum(white - black, 1)
+    planes = (pack(visible[:h, :w]).astype(np.float32) - black) / np.maximum(white - black, 1)
     return BayerPlanes(planes, cfa, black, white)
 
 
@@ -76,7 +74,7 @@ def put_planes(raw, frame: BayerPlanes) -> None:
     hh, ww, _ = frame.planes.shape
     values = frame.planes * np.maximum(frame.white - frame.black, 1) + frame.black
     cells = np.clip(np.round(values), 0, frame.white).astype(visible.dtype)
-    visible[: 2 * hh, : 2 * ww] = cells.reshape(hh, ww, 2, 2).transpose(0, 2, 1, 3).reshape(2 * hh, 2 * ww)
+    visible[: 2 * hh, : 2 * ww] = unpack(cells)
 
 
 def develop(raw, auto_bright: bool = True) -> np.ndarray:

@@ -24,6 +24,7 @@ class Photo:
     icc: bytes | None = None
     format: str = "PNG"
     notices: list[str] = field(default_factory=list)
+    sensor: bytes | None = None  # a camera RAW file's bytes, kept (read_image(sensor=True)) for denoising before demosaicking
 
     @property
     def channels(self) -> int:

@@ -24,11 +24,12 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               raw: bool = False) -> Photo:
+               raw: bool = False, sensor: bool = False) -> Photo:
     """Decode a file path or encoded bytes into a :class:`Photo`.
 
     Pixels come as float32 in [0,1]; with ``raw`` they stay as decoded (uint8, uint16 or float32), which halves
-    the memory of a large photo and lets `denoise` write its output without a float copy of the whole image."""
+    the memory of a large photo and lets `denoise` write its output without a float copy of the whole image.
+    With ``sensor`` a camera RAW file also keeps its bytes (``Photo.sensor``), for denoising before demosaicking."""
     if isinstance(source, bytes):
         data, suffix = source, ""
     else:
@@ -46,6 +47,8 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_M
         photo = _read_raw(data, max_pixels)
     else:
         photo = _read_encoded(data, suffix, max_pixels)
+    if sensor and photo.format == "RAW":
+        photo.sensor = data
     if not raw:
         photo.pixels = photo.floats()
     return photo

@@ -16,33 +16,41 @@ from torch import nn
 LEVELS = 3
 MULTIPLE = 2**LEVELS  # input sides must be multiples of this; `MWCNN.forward` pads to it
 MAX_WIDTH, MAX_CONVS = 512, 8  # bounds on a checkpoint's config: twice the authors' widths, their convs doubled
+MAX_GUIDES = 8
 
 
 @dataclass(frozen=True)
 class MWCNNConfig:
-    """Architecture knobs: colour channels, width per level and 3×3 convs per block side."""
+    """Architecture knobs: image channels (1 gray, 3 colour, 4 Bayer planes), guide channels read alongside them but
+    not denoised (a RAW model's per-pixel noise level), width per level and 3×3 convs per block side."""
 
     channels: int = 3
     widths: tuple[int, int, int] = (32, 64, 128)
     convs: int = 2
+    guides: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready; ``guides`` only where there are any, so models without them describe themselves as before."""
+        d = asdict(self)
+        if not self.guides:
+            del d["guides"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MWCNNConfig":
         """The config a checkpoint describes; ValueError for anything outside sane bounds (a file's metadata is
         checked before any memory is allocated for it)."""
         try:
-            channels, convs = int(d["channels"]), int(d["convs"])
+            channels, convs, guides = int(d["channels"]), int(d["convs"]), int(d.get("guides", 0))
             widths = tuple(int(w) for w in d["widths"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"malformed MWCNN config ({type(e).__name__}: {e})") from None
-        if channels not in (1, 3) or len(widths) != LEVELS or not all(1 <= w <= MAX_WIDTH for w in widths) \
-                or not 1 <= convs <= MAX_CONVS:
-            raise ValueError(f"MWCNN config out of bounds: channels {channels}, widths {list(widths)}, convs {convs} "
-                             f"(expected 1 or 3 channels, {LEVELS} widths of 1–{MAX_WIDTH}, 1–{MAX_CONVS} convs)")
-        return cls(channels=channels, widths=widths, convs=convs)
+        if channels not in (1, 3, 4) or len(widths) != LEVELS or not all(1 <= w <= MAX_WIDTH for w in widths) \
+                or not 1 <= convs <= MAX_CONVS or not 0 <= guides <= MAX_GUIDES:
+            raise ValueError(f"MWCNN config out of bounds: channels {channels}, widths {list(widths)}, convs {convs}, "
+                             f"guides {guides} (expected 1, 3 or 4 channels, {LEVELS} widths of 1–{MAX_WIDTH}, "
+                             f"1–{MAX_CONVS} convs, 0–{MAX_GUIDES} guides)")
+        return cls(channels=channels, widths=widths, convs=convs, guides=guides)
 
 
 #: Named widths: "small" is the fast, embeddable model; "full" matches the authors' MWCNN widths.
@@ -111,14 +119,15 @@ class MWCNN(nn.Module):
         c = config.channels
         w1, w2, w3 = config.widths
         n = config.convs
-        self.enc1 = _block(4 * c, w1, n)
+        self.enc1 = _block(4 * (c + config.guides), w1, n)
         self.enc2 = _block(4 * w1, w2, n)
         self.bottom = nn.Sequential(_block(4 * w2, w3, n), nn.Conv2d(w3, 4 * w2, 3, padding=1))
         self.dec2 = nn.Sequential(_block(w2, w2, max(n - 1, 1)), nn.Conv2d(w2, 4 * w1, 3, padding=1))
         self.dec1 = nn.Sequential(_block(w1, w1, max(n - 1, 1)), nn.Conv2d(w1, 4 * c, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoise x (N,C,H,W in [0,1]); any H, W (reflect-padded to a multiple of 8 inside)."""
+        """Denoise x (N,C,H,W in [0,1]; with guides, N,C+G,H,W and the first C channels denoised); any H, W
+        (reflect-padded to a multiple of 8 inside)."""
         h, w = x.shape[-2:]
         ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
         xp = pad_bottom_right(x, ph, pw)
@@ -126,11 +135,11 @@ class MWCNN(nn.Module):
         e2 = self.enc2(dwt(e1))
         d2 = iwt(self.bottom(dwt(e2))) + e2
         d1 = iwt(self.dec2(d2)) + e1
-        out = full_precision(lambda t: iwt(self.dec1[-1](t)), self.dec1[:-1](d1)) + xp
+        out = full_precision(lambda t: iwt(self.dec1[-1](t)), self.dec1[:-1](d1)) + xp[:, : self.config.channels]
         return out[..., :h, :w]
 
 
-def build_mwcnn(channels: int = 3, arch: str = "small") -> MWCNN:
-    """Build an MWCNN by arch name ("small" or "full")."""
+def build_mwcnn(channels: int = 3, arch: str = "small", guides: int = 0) -> MWCNN:
+    """Build an MWCNN by arch name ("small", "wide" or "full")."""
     spec = ARCHS[arch]
-    return MWCNN(MWCNNConfig(channels=channels, widths=tuple(spec["widths"]), convs=spec["convs"]))
+    return MWCNN(MWCNNConfig(channels=channels, widths=tuple(spec["widths"]), convs=spec["convs"], guides=guides))

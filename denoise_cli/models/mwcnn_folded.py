@@ -63,7 +63,7 @@ class FoldedMWCNN(nn.Module):
         e2 = self.down2(e1)
         d2 = F.pixel_shuffle(self.down3(e2), 2) + e2
         d1 = F.pixel_shuffle(self.up2(d2), 2) + e1
-        out = full_precision(lambda t: F.pixel_shuffle(self.up1(t), 2), self.dec1(d1)) + xp
+        out = full_precision(lambda t: F.pixel_shuffle(self.up1(t), 2), self.dec1(d1)) + xp[:, : self.config.channels]
         return out[..., :h, :w]
 
 

@@ -49,6 +49,7 @@ class Registry:
     default: str
     entries: dict[str, WeightsEntry]
     default_gray: str | None = None  # used for gray images when no --weights is given
+    default_raw: str | None = None  # denoises camera RAW files before demosaicking
 
     def get(self, name: str) -> WeightsEntry:
         try:
@@ -80,7 +81,8 @@ def load_registry(path: Path | None = None) -> Registry:
                 description=e.get("description", ""), use=str(e.get("use", "")), size=int(e.get("size", 0)),
                 embedded=src.get("embedded"), repo_id=src.get("repo_id"), filename=src.get("filename"),
                 revision=src.get("revision"), training=e.get("training", {}), metrics=e.get("metrics", {}))
-        registry = Registry(default=str(data["default"]), entries=entries, default_gray=data.get("default_gray"))
+        registry = Registry(default=str(data["default"]), entries=entries, default_gray=data.get("default_gray"),
+                            default_raw=data.get("default_raw"))
     except OSError as e:
         raise WeightsError(f"cannot read {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
@@ -88,7 +90,7 @@ def load_registry(path: Path | None = None) -> Registry:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         what = f"missing key {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         raise WeightsError(f"{path} is malformed ({what}); reinstall denoise-cli or fix the file") from None
-    for name in (registry.default, registry.default_gray):
+    for name in (registry.default, registry.default_gray, registry.default_raw):
         if name is not None and name not in entries:
             raise WeightsError(f"{path} names default {name!r}, which it does not define")
     return registry
@@ -183,6 +185,12 @@ def resolve_default_gray() -> Path | None:
     return fetch(reg.get(reg.default_gray)) if reg.default_gray else None
 
 
+def resolve_default_raw() -> Path | None:
+    """The verified file of the registry's RAW default, if it names one."""
+    reg = load_registry()
+    return fetch(reg.get(reg.default_raw)) if reg.default_raw else None
+
+
 def registry_rows() -> list[dict[str, Any]]:
     """One row per registry entry for listings: name, role, images and noise, size, where the file is, whether it
     is on this machine, and its measured scores as (test, PSNR) pairs."""
@@ -191,6 +199,7 @@ def registry_rows() -> list[dict[str, Any]]:
     for e in reg.entries.values():
         local = cached_path(e)
         rows.append({"name": e.name, "default": e.name == reg.default, "default_gray": e.name == reg.default_gray,
+                     "default_raw": e.name == reg.default_raw,
                      "channels": e.channels, "noise": e.noise, "use": e.use, "size_mb": round(e.size / 1e6, 2),
                      "source": "embedded" if e.embedded else f"hf://{e.repo_id}",
                      "local": bool(local and local.exists()),

@@ -1,0 +1,104 @@
+"""Camera RAW denoised before demosaicking: the sensor's Bayer planes go through a RAW model (four planes guided by the
+noise level, or blind), are written back into the file's raw buffer and developed as today's RAW path develops
+(camera white balance, 16-bit sRGB), so the user gets the same kind of file with the noise removed first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ImageError
+from ..io import Photo
+from ..io.bayer import develop, open_raw, put_planes, read_planes
+from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
+from .denoiser import Denoiser
+from .tiles import blend_tiles
+
+
+@dataclass
+class RawDenoiser:
+    """A RAW model (an MWCNN on 4 planes with 4 guide planes) bound to a device, and the noise of the cameras it
+    knows: ``noise`` maps (camera name, ISO) to the sensor noise a RAW fit learned; other files are denoised blind."""
+
+    denoiser: Denoiser
+    noise: dict[tuple[str, float], SensorNoise] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.denoiser.device
+
+    def planes(self, planes: np.ndarray, noise: SensorNoise | None = None, on_tile=None) -> np.ndarray:
+        """Denoise H×W×4 canonical planes (float32, 0 black, 1 white); ``noise`` None: blind."""
+        y = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[None]
+        if noise is None:
+            guides = torch.zeros_like(y)
+        else:
+            guides = noise_guides(y, torch.tensor([noise.a]), torch.tensor([noise.b]))
+        inputs = torch.cat([y, guides], 1)[0].numpy().transpose(1, 2, 0)
+        out = np.empty_like(planes, dtype=np.float32)
+        d = self.denoiser
+        tile = d._tile_size(*planes.shape[:2], d.model)
+        blend_tiles(lambda x: d._forward(x), inputs, out, tile, d.overlap, on_tile=on_tile)
+        if d.strength != 1.0:
+            out = planes - d.strength * (planes - out)
+        return out
+
+    def develop_denoised(self, data: bytes, camera: tuple[str, float] | None = None, notices: list[str] | None = None,
+                         on_tile=None) -> np.ndarray:
+        """A RAW file's bytes → its sensor data denoised and developed (H×W×3 uint16). ImageError for files whose
+        sensor is not a 2×2 Bayer one (the caller falls back to today's path)."""
+        noise = self.noise.get(camera) if camera else None
+        with open_raw(data) as raw:
+            frame = read_planes(raw)
+            clean = self.planes(to_canonical(frame.planes, frame.cfa), noise, on_tile)
+            frame.planes = from_canonical(clean, frame.cfa)
+            put_planes(raw, frame)
+            if notices is not None:
+                how = f"the noise learned for ISO {camera[1]:g}" if noise else "blind"
+                notices.append(f"camera RAW denoised before demosaicking ({frame.cfa} Bayer planes, {how}), "
+                               "then developed (camera white balance), written as 16-bit")
+            return develop(raw)
+
+
+class SensorJob:
+    """One RAW photo's denoising with a RAW model, shaped like a Denoiser for the batch (``denoise(pixels, notices,
+    on_tile)``): the pixels developed by today's path are replaced by the sensor data denoised and developed, or,
+    for sensors the RAW model cannot read (X-Trans, …), denoised by ``fallback`` as before, with a note."""
+
+    def __init__(self, raw: RawDenoiser, photo: Photo, fallback: Denoiser) -> None:
+        self.raw, self.photo, self.fallback = raw, photo, fallback
+        self.device = raw.device
+
+    def denoise(self, pixels: np.ndarray, notices: list[str] | None = None, on_tile=None) -> np.ndarray:
+        camera = self.photo.camera
+        key = (camera.name, float(camera.iso)) if camera.known and camera.iso else None
+        try:
+            out = self.raw.develop_denoised(self.photo.sensor, key, notices, on_tile)
+        except ImageError as e:
+            if notices is not None:
+                notices.append(f"{e}")
+            return self.fallback.denoise(pixels, notices, on_tile)
+        if notices is not None:  # the reader's note on today's path no longer applies
+            notices[:] = [n for n in notices if not n.startswith("camera RAW demosaiced")]
+        return out if pixels.dtype == np.uint16 else out.astype(np.float32) / 65535
+
+
+class RawFirst:
+    """A model choice that sends camera RAW files (photos that kept their sensor data) to a RAW model and everything
+    else to ``inner`` (a Denoiser or a per-camera ModelChoice)."""
+
+    def __init__(self, inner, raw: RawDenoiser, name: str) -> None:
+        self.inner, self.raw, self.name = inner, raw, name
+
+    def pick(self, photo: Photo):
+        chosen, why = self.inner.pick(photo)
+        if photo.sensor is None:
+            return chosen, why
+        return SensorJob(self.raw, photo, chosen), f"RAW model {self.name}"
+
+    @property
+    def device(self):
+        return self.raw.device

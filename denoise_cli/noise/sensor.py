@@ -1,0 +1,122 @@
+"""Sensor noise on camera RAW data: clean photos taken back to a camera's Bayer planes (Brooks et al., CVPR 2019,
+"Unprocessing images for learned raw denoising"), Poisson–Gaussian noise of variance a·x + b per plane, and the
+per-pixel noise level a RAW model reads as guide planes.
+
+Planes are H/2×W/2×4 float arrays in [0,1] of the white level (black 0), always in the canonical order R, G, G, B:
+a file's own layout is put in that order by :func:`to_canonical` and back by :func:`from_canonical`, so one model
+serves every Bayer layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .pipeline import colour_matrix, mosaic, srgb_to_linear, untone
+
+CANONICAL = "RGGB"
+BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
+@dataclass(frozen=True)
+class SensorNoise:
+    """Poisson–Gaussian sensor noise per plane (canonical order): variance a[c]·x + b[c] on [0,1] of the white
+    level."""
+
+    a: tuple[float, float, float, float]
+    b: tuple[float, float, float, float]
+
+    @classmethod
+    def uniform(cls, a: float, b: float) -> "SensorNoise":
+        return cls((a,) * 4, (b,) * 4)
+
+    def to_dict(self) -> dict:
+        return {"a": list(self.a), "b": list(self.b)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SensorNoise":
+        a, b = tuple(float(v) for v in d["a"]), tuple(float(v) for v in d["b"])
+        if len(a) != 4 or len(b) != 4 or min(a + b) < 0 or not np.isfinite(a + b).all():
+            raise ValueError(f"sensor noise needs four a ≥ 0 and four b ≥ 0, got a={list(a)}, b={list(b)}")
+        return cls(a, b)  # type: ignore[arg-type]
+
+
+def canonical_order(cfa: str) -> list[int]:
+    """Indices that put the planes of layout ``cfa`` in R, G, G, B order."""
+    greens = [i for i, c in enumerate(cfa) if c == "G"]
+    return [cfa.index("R"), greens[0], greens[1], cfa.index("B")]
+
+
+def to_canonical(planes: np.ndarray, cfa: str) -> np.ndarray:
+    return planes[..., canonical_order(cfa)]
+
+
+def from_canonical(planes: np.ndarray, cfa: str) -> np.ndarray:
+    return planes[..., np.argsort(canonical_order(cfa))]
+
+
+def pack(mosaic: np.ndarray) -> np.ndarray:
+    """H×W mosaic (even sides) → H/2×W/2×4 planes, the 2×2 cell's sites in raster order."""
+    h, w = mosaic.shape
+    return mosaic.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
+
+
+def unpack(planes: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`pack`."""
+    hh, ww, _ = planes.shape
+    return planes.reshape(hh, ww, 2, 2).transpose(0, 2, 1, 3).reshape(2 * hh, 2 * ww)
+
+
+@dataclass(frozen=True)
+class SensorPrior:
+    """Ranges of sensors, ISOs, light and exposure a blind RAW model covers; :meth:`sample` draws one.
+
+    a is log-uniform over base ISO to beyond ISO 25 600 of full-frame and small sensors (darktable's noise profiles
+    span about 1e-5 to a few 1e-3 after white balance; Brooks et al. use 1e-4 to 1.2e-2 on the raw scale); log10 b
+    follows 1.5·log10 a with an offset wide enough for sensors with high and low read noise."""
+
+    shot: tuple[float, float] = (1e-4, 3e-2)
+    read_slope: float = 1.5
+    read_offset: tuple[float, float] = (-1.6, 0.3)
+    channel_jitter: float = 0.1
+    wb_red: tuple[float, float] = (1.0, 2.6)  # the camera's white-balance gains: daylight ≈ 2, tungsten lower
+    wb_blue: tuple[float, float] = (1.0, 2.4)
+    saturation: tuple[float, float] = (0.0, 1.0)
+    contrast: tuple[float, float] = (0.0, 0.5)
+    exposure: tuple[float, float] = (0.15, 1.0)  # log-uniform: raw files are exposed to keep highlights
+
+    def sample_noise(self, rng: np.random.Generator) -> SensorNoise:
+        a = float(np.exp(rng.uniform(*np.log(self.shot))))
+        b = 10 ** (self.read_slope * np.log10(a) + rng.uniform(*self.read_offset))
+        ja, jb = np.exp(rng.normal(0, self.channel_jitter, (2, 4)))
+        return SensorNoise(tuple(float(a * j) for j in ja), tuple(float(b * j) for j in jb))  # type: ignore[arg-type]
+
+    def unprocess(self, srgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A clean sRGB H×W×3 crop (even sides) → the canonical Bayer planes a camera drawn from the prior would have
+        recorded of it, noise-free; the layout is drawn too, so the planes' relative phase varies as between files."""
+        lin = srgb_to_linear(untone(np.clip(srgb, 0, 1), float(rng.uniform(*self.contrast))))
+        cam = lin @ np.linalg.inv(colour_matrix(float(rng.uniform(*self.saturation)))).T
+        wb = np.array([rng.uniform(*self.wb_red), 1.0, rng.uniform(*self.wb_blue)])
+        exposure = float(np.exp(rng.uniform(*np.log(self.exposure))))
+        cam = np.clip(cam / wb * exposure, 0.0, 1.0).astype(np.float32)
+        cfa = BAYER_LAYOUTS[int(rng.integers(len(BAYER_LAYOUTS)))]
+        return to_canonical(pack(mosaic(cam, cfa)), cfa)
+
+
+DEFAULT_SENSOR_PRIOR = SensorPrior()
+
+
+def add_noise(planes: np.ndarray, noise: SensorNoise, rng: np.random.Generator) -> np.ndarray:
+    """Planes with Poisson–Gaussian noise (Gaussian of variance a·x + b, the usual approximation), clipped at the
+    white level as a sensor saturates."""
+    var = np.asarray(noise.a, np.float32) * np.clip(planes, 0, 1) + np.asarray(noise.b, np.float32)
+    return np.minimum(planes + rng.standard_normal(planes.shape).astype(np.float32) * np.sqrt(var), 1.0)
+
+
+def noise_guides(noisy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,4,H,W) noisy planes and per-plane a, b (N,4) → the noise σ at each pixel, sqrt(a·y + b) with y clipped to
+    [0,1]: the guide planes a RAW model reads next to the planes."""
+    var = a[..., None, None] * noisy.clamp(0, 1) + b[..., None, None]
+    return var.clamp_min(0).sqrt()

@@ -1,0 +1,160 @@
+"""Camera RAW denoised before demosaicking: the guided RAW model (models.mwcnn with guides), sensor noise and
+unprocessing (noise.sensor), and the `denoise` path through them (inference.raw)."""
+
+import numpy as np
+import pytest
+import torch
+
+from denoise_cli.errors import ImageError
+from denoise_cli.io import read_image
+from denoise_cli.io.bayer import develop, open_raw
+from denoise_cli.io.dng import dng_bytes
+from denoise_cli.models.mwcnn import MWCNNConfig, build_mwcnn
+from denoise_cli.models.mwcnn_folded import fold_wavelets
+from denoise_cli.noise.sensor import (BAYER_LAYOUTS, DEFAULT_SENSOR_PRIOR, SensorNoise, add_noise, from_canonical,
+                                      noise_guides, pack, to_canonical, unpack)
+from denoise_cli.registry.checkpoint import load_model, save_model
+from tests.conftest import run_cli
+
+
+def _scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth 14-bit mosaic with a little noise (black 512, white 16383)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    v = 0.2 + 0.5 * (x / w) * (0.5 + 0.5 * np.sin(y / 7.0)) + rng.normal(0, 0.01, (h, w))
+    return np.clip(np.round(v * (16383 - 512) + 512), 0, 16383).astype(np.uint16)
+
+
+def _identity_raw_model(path) -> None:
+    """A RAW model whose last convolution is zero: the residual network returns its input planes unchanged."""
+    model = build_mwcnn(4, "small", guides=4)
+    with torch.no_grad():
+        model.dec1[-1].weight.zero_()
+        model.dec1[-1].bias.zero_()
+    save_model(model.eval(), path, half=True)
+
+
+def test_a_guided_mwcnn_denoises_its_channels_reads_its_guides_and_folds_to_the_same_function():
+    model = build_mwcnn(4, "small", guides=4).eval()
+    x = torch.rand(2, 8, 37, 45)
+    with torch.no_grad():
+        y, folded = model(x), fold_wavelets(model)(x)
+        y_other_guides = model(torch.cat([x[:, :4], torch.rand(2, 4, 37, 45)], 1))
+    assert y.shape == (2, 4, 37, 45)
+    assert torch.allclose(y, folded, atol=1e-5)
+    assert not torch.allclose(y, y_other_guides)  # the guides reach the output
+    assert MWCNNConfig.from_dict(model.config.to_dict()) == model.config
+    assert "guides" not in build_mwcnn(3).config.to_dict()  # models without guides describe themselves as before
+    with pytest.raises(ValueError, match="guides"):
+        MWCNNConfig.from_dict({**model.config.to_dict(), "guides": 99})
+
+
+@pytest.mark.parametrize("cfa", BAYER_LAYOUTS)
+def test_planes_go_to_the_canonical_order_and_back(cfa):
+    m = np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+    planes = pack(m)
+    assert np.array_equal(unpack(planes), m)
+    canon = to_canonical(planes, cfa)
+    assert np.array_equal(canon[..., 0], planes[..., cfa.index("R")])
+    assert np.array_equal(canon[..., 3], planes[..., cfa.index("B")])
+    assert np.array_equal(from_canonical(canon, cfa), planes)
+
+
+def test_sensor_noise_has_variance_a_x_plus_b_and_the_guides_say_its_sigma():
+    rng = np.random.default_rng(0)
+    noise = SensorNoise((1e-3, 2e-3, 2e-3, 4e-3), (1e-5, 2e-5, 2e-5, 1e-4))
+    for x in (0.05, 0.4):
+        clean = np.full((200, 200, 4), x, np.float32)
+        noisy = add_noise(clean, noise, rng)
+        expected = np.array(noise.a) * x + np.array(noise.b)
+        assert np.allclose(noisy.var(axis=(0, 1)), expected, rtol=0.05)
+        guides = noise_guides(torch.from_numpy(clean).permute(2, 0, 1)[None], torch.tensor([noise.a]),
+                              torch.tensor([noise.b]))
+        assert np.allclose(guides[0, :, 0, 0].numpy() ** 2, expected, rtol=1e-4)
+
+
+def test_unprocessed_photos_are_darker_sensor_planes_in_range():
+    rng = np.random.default_rng(1)
+    srgb = rng.uniform(0.2, 0.9, (64, 48, 3)).astype(np.float32)
+    planes = DEFAULT_SENSOR_PRIOR.unprocess(srgb, rng)
+    assert planes.shape == (32, 24, 4) and planes.dtype == np.float32
+    assert planes.min() >= 0 and planes.max() <= 1 and planes.mean() < srgb.mean()  # linear light, exposed down
+
+
+@pytest.mark.parametrize("cfa", BAYER_LAYOUTS)
+def test_denoise_on_raw_writes_the_planes_back_in_the_files_own_layout(tmp_path, cfa):
+    """With a RAW model that changes nothing, the RAW path's output is exactly the file developed: the planes went
+    to the canonical order, through the model and back into the raw buffer at the right sites."""
+    _identity_raw_model(tmp_path / "identity.safetensors")
+    data = dng_bytes(_scene(), cfa, 512, 16383)
+    (tmp_path / "shot.dng").write_bytes(data)
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--raw-weights", str(tmp_path / "identity.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert b"before demosaicking" in r.stderr and f"{cfa} Bayer planes".encode() in r.stderr
+    out = read_image(tmp_path / "shot_denoised.tif", raw=True).pixels
+    with open_raw(data) as raw:
+        expected = develop(raw)
+    assert out.dtype == np.uint16 and out.shape == expected.shape
+    assert np.array_equal(out, expected)
+
+
+def test_training_batches_pair_noisy_planes_and_guides_with_clean_planes_some_blind():
+    from denoise_cli.training.raw_default import sensor_batch
+
+    rng = np.random.default_rng(4)
+    srgb = torch.rand(16, 3, 32, 32)
+    inputs, clean = sensor_batch(srgb, rng, blind=0.5)
+    assert inputs.shape == (16, 8, 16, 16) and clean.shape == (16, 4, 16, 16)
+    blind = (inputs[:, 4:].flatten(1).abs().sum(1) == 0)
+    assert 0 < int(blind.sum()) < 16  # some patches without guides, most with
+    fixed = SensorNoise.uniform(2e-2, 1e-3)
+    inputs, clean = sensor_batch(srgb, rng, fixed=[fixed], blind=0.0)
+    expected = torch.sqrt(2e-2 * inputs[:, :4].clamp(0, 1) + 1e-3)
+    assert torch.allclose(inputs[:, 4:], expected, atol=1e-5)
+    assert float((inputs[:, :4] - clean).std()) > 0.02  # the fixed noise was added
+
+
+def test_no_raw_domain_keeps_developing_first(tmp_path):
+    _identity_raw_model(tmp_path / "identity.safetensors")
+    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--no-raw-domain", "--raw-weights",
+                str(tmp_path / "identity.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert b"demosaiced to sRGB" in r.stderr and b"before demosaicking" not in r.stderr
+
+
+def test_raw_weights_that_are_not_a_raw_model_are_one_usage_line(tmp_path):
+    save_model(build_mwcnn(3).eval(), tmp_path / "rgb.safetensors")
+    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--raw-weights", str(tmp_path / "rgb.safetensors"))
+    assert r.returncode == 2 and b"not a RAW model" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_a_sensor_the_raw_model_cannot_read_falls_back_to_todays_path_with_a_note(tmp_path, monkeypatch):
+    from denoise_cli.inference import raw as raw_path
+
+    def not_bayer(*_a, **_k):
+        raise ImageError("not a Bayer sensor (colour filter pattern 6×6): denoised after demosaicking instead")
+
+    monkeypatch.setattr(raw_path.RawDenoiser, "develop_denoised", not_bayer)
+    _identity_raw_model(tmp_path / "identity.safetensors")
+    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--raw-weights", str(tmp_path / "identity.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert b"not a Bayer sensor" in r.stderr and (tmp_path / "shot_denoised.tif").exists()
+
+
+def test_a_corrupt_raw_file_fails_alone_and_the_batch_goes_on(tmp_path):
+    _identity_raw_model(tmp_path / "identity.safetensors")
+    (tmp_path / "a.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
+    (tmp_path / "b.dng").write_bytes(b"II*\0" + b"\0" * 64)
+    r = run_cli("denoise", str(tmp_path / "a.dng"), str(tmp_path / "b.dng"), "--raw-weights",
+                str(tmp_path / "identity.safetensors"))
+    assert r.returncode == 1 and b"cannot decode camera RAW" in r.stderr
+    assert (tmp_path / "a_denoised.tif").exists() and not (tmp_path / "b_denoised.tif").exists()
+
+
+def test_a_saved_raw_model_loads_with_its_guides(tmp_path):
+    _identity_raw_model(tmp_path / "m.safetensors")
+    model = load_model(tmp_path / "m.safetensors")
+    assert model.config.channels == 4 and model.config.guides == 4
