@@ -1,17 +1,20 @@
 """Camera RAW with known truth: synthetic RAW scenes at three noise levels, today's path next to the classical
 RAW-domain baseline.
 
-    python -m benchmarks.raw_scenes                  # 6 CBSD68 scenes × 3 levels
+    python -m benchmarks.raw_scenes                  # 6 CBSD68 scenes × 4 levels
     python -m benchmarks.raw_scenes --images 2       # a quick look
+    python -m benchmarks.raw_scenes --raw-weights FILE --adapted outside=FILE   # another RAW model; an adapted one
 
 Each clean photo is taken back to linear light (sRGB curve undone), mosaicked (RGGB) and given Poisson–Gaussian
 sensor noise of variance a·x + b (x in [0,1] of the white level), then stored as a 14-bit DNG (black 512, white
 16383). The reference is the noise-free DNG developed the same way (rawpy, camera white balance, 16-bit sRGB, no
 automatic brightness, so that developed files differ only in their sensor data).
-Methods: the noisy DNG developed; today's `denoise` path (develop, then the sRGB default model); the classical
-RAW-domain baseline given the true (a, b), and with (a, b) estimated from the noisy file: generalized Anscombe
-transform, BM3D on each Bayer plane, the closed-form unbiased inverse, then the same development. PSNR on 0–255
-after a per-channel gain match. Writes results/raw_scenes.{md,json}.
+Methods: the noisy DNG developed; today's `denoise` path with --no-raw-domain (develop, then the sRGB default model);
+the classical RAW-domain baseline given the true (a, b), and with (a, b) estimated from the noisy file: generalized
+Anscombe transform, BM3D on each Bayer plane, the closed-form unbiased inverse, then the same development; the RAW
+path (`denoise` on the file: the RAW default on the Bayer planes, blind), the same model given the true (a, b), and a
+model adapted to one level (`--adapted LEVEL=FILE`, blind). The "outside" level has a read noise beyond the RAW
+default's prior. PSNR on 0–255 after a per-channel gain match. Writes results/raw_scenes.{md,json}.
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from denoise_cli.api import load_denoiser
+from denoise_cli.api import load_denoiser, load_raw_denoiser
 from denoise_cli.io import list_images, read_image
 from denoise_cli.io.bayer import develop, open_raw, put_planes, read_planes
 from denoise_cli.io.dng import dng_bytes
 from denoise_cli.noise import anscombe
 from denoise_cli.noise.levels import NoiseLevels, poisson_gaussian
 from denoise_cli.noise.pipeline import mosaic, srgb_to_linear
+from denoise_cli.noise.sensor import SensorNoise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 DATA = ROOT.parent / "shared" / "data" / "test" / "CBSD68"
-LEVELS = {"low": (1e-3, 2e-5), "mid": (4e-3, 2e-4), "high": (1.2e-2, 1e-3)}  # (a, b) on [0,1] of the white level
+LEVELS = {"low": (1e-3, 2e-5), "mid": (4e-3, 2e-4), "high": (1.2e-2, 1e-3),  # (a, b) on [0,1] of the white level
+          "outside": (4e-3, 3e-3)}  # log10 b = 1.5·log10 a + 1.1: more read noise than the sensor prior spans
 BLACK, WHITE = 512, 16383
 
 
@@ -81,20 +86,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--raw-weights", default=None, help="the RAW model [default: the registry's RAW default]")
+    ap.add_argument("--adapted", action="append", default=[], metavar="LEVEL=FILE",
+                    help="a RAW model adapted to one level's sensor, scored blind on that level")
+    ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
     args = ap.parse_args()
     files = list_images(DATA)[: args.images]
     model = load_denoiser(None, device="cpu", precision="fp32")
+    raw_model = load_raw_denoiser(args.raw_weights, device="cpu", precision="fp32")
+    adapted = {lv: load_raw_denoiser(f, device="cpu", precision="fp32")
+               for lv, f in (x.split("=", 1) for x in args.adapted)}
     rows = []
-    for level, (a, b) in LEVELS.items():
-        scores: dict[str, list[float]] = {"noisy": [], "today": [], "classical": [], "classical_blind": []}
+    for level in args.levels:
+        a, b = LEVELS[level]
+        methods = ["noisy", "today", "classical", "classical_blind", "raw", "raw_true"] + \
+            (["raw_adapted"] if level in adapted else [])
+        scores: dict[str, list[float]] = {k: [] for k in methods}
         seconds: dict[str, float] = {k: 0.0 for k in scores}
         for i, f in enumerate(files):
             noisy, clean = scene(read_image(f).pixels, a, b, np.random.default_rng([args.seed, i]))
             ref = developed(clean)
-            for method, run in (("noisy", lambda: developed(noisy)),
-                                ("today", lambda: model(developed(noisy))),
-                                ("classical", lambda: classical(noisy, a, b)),
-                                ("classical_blind", lambda: classical(noisy))):
+            runs = {"noisy": lambda: developed(noisy),
+                    "today": lambda: model(developed(noisy)),
+                    "classical": lambda: classical(noisy, a, b),
+                    "classical_blind": lambda: classical(noisy),
+                    "raw": lambda: raw_model.develop_denoised(noisy, auto_bright=False) / 65535,
+                    "raw_true": lambda: raw_model.develop_denoised(noisy, noise=SensorNoise.uniform(a, b),
+                                                                   auto_bright=False) / 65535,
+                    "raw_adapted": lambda: adapted[level].develop_denoised(noisy, auto_bright=False) / 65535}
+            for method in methods:
+                run = runs[method]
                 t = time.perf_counter()
                 out = run()
                 seconds[method] += time.perf_counter() - t
@@ -103,16 +124,22 @@ def main() -> None:
         rows.append({"level": level, "a": a, "b": b, "images": len(files),
                      **{k: float(np.mean(v)) for k, v in scores.items()},
                      "seconds": {k: v / len(files) for k, v in seconds.items()}})
+    names = {"noisy": "noisy", "today": "today's path (develop, then the sRGB default)",
+             "classical": "GAT + BM3D per Bayer plane, true (a, b)",
+             "classical_blind": "the same, (a, b) estimated from the file",
+             "raw": "RAW path: RAW default, blind", "raw_true": "RAW default given the true (a, b)",
+             "raw_adapted": "RAW model adapted to the sensor, blind"}
+    cols = [k for k in names if any(k in r for r in rows)]
     lines = ["Synthetic RAW scenes (CBSD68, 14-bit DNG, Poisson–Gaussian a·x + b); PSNR (dB) after a per-channel gain "
-             "match, mean over the scenes.", "",
-             "| level (a, b) | noisy | today's path (develop, then the sRGB default) | GAT + BM3D per Bayer plane, true (a, b) "
-             "| the same, (a, b) estimated from the file |",
-             "|---|---:|---:|---:|---:|"]
+             f"match, mean over the scenes; RAW model {args.raw_weights or 'the registry default'}.", "",
+             "| level (a, b) | " + " | ".join(names[k] for k in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
     for r in rows:
-        lines.append(f"| {r['level']} ({r['a']:g}, {r['b']:g}) | {r['noisy']:.2f} | {r['today']:.2f} | "
-                     f"{r['classical']:.2f} | {r['classical_blind']:.2f} |")
+        lines.append(f"| {r['level']} ({r['a']:g}, {r['b']:g}) | " +
+                     " | ".join(f"{r[k]:.2f}" if k in r else "–" for k in cols) + " |")
     OUT.mkdir(exist_ok=True)
-    (OUT / "raw_scenes.json").write_text(json.dumps({"rows": rows, "seed": args.seed}, indent=2))
+    (OUT / "raw_scenes.json").write_text(json.dumps({"rows": rows, "seed": args.seed, "raw_weights": args.raw_weights,
+                                                     "adapted": args.adapted}, indent=2))
     (OUT / "raw_scenes.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

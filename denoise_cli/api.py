@@ -56,12 +56,15 @@ def load_raw_denoiser(weights: str | os.PathLike | None = None, *, device: str =
     from .inference.raw import RawDenoiser
     from .registry.checkpoint import load_model
     from .registry.weights import load_registry, resolve
+    from .training.raw_adapt import learned_noise
 
-    model = load_model(resolve(weights if weights is not None else load_registry().default_raw))
+    path = resolve(weights if weights is not None else load_registry().default_raw)
+    model = load_model(path)
     if model.config.channels != 4 or getattr(model.config, "guides", 0) != 4:
         raise ConfigError(f"{weights} is not a RAW model (it denoises {model.config.channels}-channel images, not "
                           "four Bayer planes)")
-    return RawDenoiser(Denoiser(model, pick_device(device), precision, tile, overlap, strength=strength))
+    return RawDenoiser(Denoiser(model, pick_device(device), precision, tile, overlap, strength=strength),
+                       learned_noise(path))
 
 
 def _raw_spec(o: BatchOptions, jobs) -> str | None:
@@ -383,6 +386,45 @@ def adapt(noisy_dir: str | os.PathLike, clean_dirs: list, run: str | os.PathLike
     from .training.adapt import adapt as run_adapt
 
     return run_adapt(noisy_dir, clean_dirs, run, seconds, device, precision=precision, reporter=reporter)
+
+
+def raw_folder(folder: str | os.PathLike) -> bool:
+    """Whether a folder holds camera RAW files (all its images): `fit` and `adapt` then work on the sensor data."""
+    from .training.raw_adapt import raw_folder as is_raw
+
+    return is_raw(folder)
+
+
+def fit_raw(noisy_dir: str | os.PathLike, run: str | os.PathLike, *, resume: bool = False,
+            reporter: Reporter = SILENT):
+    """The RAW fit: the sensor noise (a, b) of a folder of RAW files per camera and ISO, measured from the files alone
+    and kept in RUN (training.raw_adapt.SensorGroup list). A run measured before is measured again only with
+    ``resume``."""
+    from .training.raw_adapt import fit_raw as measure, fitted_groups
+    from .training.runs import Run
+
+    if fitted_groups(run) is not None and not resume:
+        raise ConfigError(f"run {run} exists: add --resume to measure again, or choose another --run")
+    if Run(run).exists():
+        raise ConfigError(f"{run} holds a fit of developed photos: choose another --run for RAW files")
+    measure(noisy_dir, run, reporter)
+    return fitted_groups(run)
+
+
+def raw_fit_groups(run: str | os.PathLike):
+    """What a RAW fit measured (a SensorGroup list), or None when ``run`` is not a RAW fit."""
+    from .training.raw_adapt import fitted_groups
+
+    return fitted_groups(run)
+
+
+def distill_raw(fit_run: str | os.PathLike, clean_dirs: list, out: str | os.PathLike, budget, device, *,
+                init: str | None = None, seed: int = 0, reporter: Reporter = SILENT):
+    """The RAW distill: the RAW default fine-tuned on clean photos with the sensor noise a RAW fit measured; an
+    existing ``out`` continues. Returns the model file."""
+    from .training.raw_adapt import distill_raw as train
+
+    return train(fit_run, clean_dirs, out, budget, device, init=init, seed=seed, reporter=reporter)
 
 
 def store_profile(model: str | os.PathLike, name: str | None = None, camera: str | None = None,

@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ._common import (DeviceOpt, IterationsOpt, RichReporter, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag, note_line, reports_errors, say)
+from ..errors import ConfigError
+from ._common import (DeviceOpt, IterationsOpt, RichReporter, TimeBudgetOpt, TrainPrecisionOpt, VerboseOpt, budget, err, flag, note_line, reports_errors, say, shown)
 
 #: Fewer steps than these and a stage has barely started: the run says so at the end.
 FEW_FIT_STEPS, FEW_DISTILL_STEPS = 1000, 2000
@@ -134,6 +135,8 @@ def fit(noisy_dir: NoisyArg, run: RunOpt, time_budget: TimeBudgetOpt = None, ite
     from ..training import parallel
     from ..training.fit_config import describe
 
+    if api.raw_folder(noisy_dir):
+        return _fit_raw(noisy_dir, run, resume)
     plan = budget(time_budget, iterations)
     dev = _join(device, None if resume else batch, None if resume else lr)
     start = api.start_fit(noisy_dir, run, resume=resume, mode=mode, arch=arch, patch=patch, batch=batch, lr=lr,
@@ -155,6 +158,41 @@ def fit(noisy_dir: NoisyArg, run: RunOpt, time_budget: TimeBudgetOpt = None, ite
     say(f"stage-1 images in {run / 'denoised'}; noise report {run / 'noise_report.png'}")
     _length_note(run, plan.step, FEW_FIT_STEPS, "fit")
     parallel.finish()
+
+
+def _sensor_line(group) -> str:
+    """One camera/ISO's measured sensor noise in a photographer's words: σ in the shadows and at mid-grey."""
+    a, b = group.noise.a[0], group.noise.b[0]
+    sigma = lambda x: 100 * (a * x + b) ** 0.5  # noqa: E731  (% of the white level)
+    iso = f", ISO {group.iso:g}" if group.iso else ""
+    return (f"{shown(group.camera)}{iso} ({group.files} file{'s' if group.files != 1 else ''}): noise {sigma(0.01):.2f} % "
+            f"of white in the shadows, {sigma(0.18):.2f} % at mid-grey (a = {a:.3g}, b = {b:.3g})")
+
+
+def _fit_raw(noisy_dir: Path, run: Path, resume: bool) -> None:
+    """`fit` on RAW files: the sensor noise per camera and ISO, measured from the files (no network to train)."""
+    from .. import api
+
+    say(f"Measuring the sensor noise of the RAW files in {noisy_dir} (on the Bayer data, where it is a·x + b per "
+        "pixel: nothing to train, --time-budget is not needed)")
+    with RichReporter() as reporter:
+        groups = api.fit_raw(noisy_dir, run, resume=resume, reporter=reporter)
+    for g in groups:
+        say(f"  {_sensor_line(g)}")
+    say(f"done: kept in {run / 'sensor_noise.json'}; next: `denoise-cli distill --fit {run} CLEAN_DIR` trains the RAW "
+        "model on it")
+
+
+def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: int, init: str = "auto") -> None:
+    from .. import api
+
+    dev = _join(device)
+    say(f"Fine-tuning the RAW model to the sensor noise measured in {fit_run}, in {out} on {dev}{_budget_text(plan)} — "
+        "Ctrl-C stops and saves; --resume continues.")
+    with RichReporter() as reporter:
+        path = api.distill_raw(fit_run, clean_dir or [], out, plan, dev, seed=seed, reporter=reporter,
+                               init=None if init == "auto" else init)
+    say(f"done: {path}; try `denoise-cli denoise RAWFILES --raw-weights {path}`")
 
 
 FitRunOpt = Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")]
@@ -192,6 +230,10 @@ def distill(fit_run: FitRunOpt, clean_dir: CleanArg = None, out: OutOpt = None, 
 
     plan = budget(time_budget, iterations)
     out = out or fit_run / "model"
+    if api.raw_fit_groups(fit_run) is not None:
+        if (out / "checkpoint.safetensors").exists() and not resume:
+            raise ConfigError(f"distill run {out} exists: add --resume to continue it, or choose another --out")
+        return _distill_raw(fit_run, clean_dir, out, plan, device, seed, init)
     dev = _join(device, None if resume else batch, None if resume else lr)
     cfg, fitted, continuing = api.start_distill(
         fit_run, out, resume=resume, clean_dirs=clean_dir, noise_scale=noise_scale, arch=arch, patch=patch, batch=batch,
@@ -232,6 +274,8 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
     from ..training.self_score import against_start
 
     seconds = parse_duration(time_budget)
+    if api.raw_folder(noisy_dir):
+        return _adapt_raw(run, noisy_dir, clean_dir, seconds, device)
     dev = _join(device)
     if api.adapted_already(run, seconds):
         say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {run / 'model'} (a larger "
@@ -250,3 +294,21 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
     _length_note(run, done.fit_budget.step, FEW_FIT_STEPS, "fit", resume=False)
     _length_note(run / "model", done.distill_budget.step, FEW_DISTILL_STEPS, "distill", resume=False)
     parallel.finish()
+
+
+def _adapt_raw(run: Path, noisy_dir: Path, clean_dir, seconds: float, device: str) -> None:
+    """`adapt` on RAW files: measure the sensor noise (seconds), then fine-tune the RAW model for the whole budget;
+    run again with a larger budget to continue."""
+    from .. import api
+    from ..training.runs import Budget, Run
+
+    if not clean_dir:
+        raise ConfigError("adapting to RAW files trains on clean photos taken back to sensor data: give CLEAN_DIR")
+    if api.raw_fit_groups(run) is None:
+        _fit_raw(noisy_dir, run, resume=False)
+    out = run / "model"
+    if (out / "model.safetensors").exists() and Run(out).exists() \
+            and float(Run(out).metadata().get("elapsed", 0)) >= 0.99 * seconds:
+        say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {out / 'model.safetensors'}")
+        return
+    _distill_raw(run, clean_dir, out, Budget(None, seconds), device, seed=0)

@@ -17,6 +17,8 @@ from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonic
 from .denoiser import Denoiser
 from .tiles import blend_tiles
 
+UNKNOWN_CAMERA = "unknown camera"  # what a RAW fit files photos without a camera name under
+
 
 @dataclass
 class RawDenoiser:
@@ -25,6 +27,15 @@ class RawDenoiser:
 
     denoiser: Denoiser
     noise: dict[tuple[str, float], SensorNoise] = field(default_factory=dict)
+
+    def noise_for(self, camera: str, iso: float) -> SensorNoise | None:
+        """The learned noise of this camera at this ISO, or at the nearest ISO it knows within two thirds of a stop
+        (×1.6); None (blind) otherwise."""
+        if (camera, iso) in self.noise:
+            return self.noise[(camera, iso)]
+        near = [(abs(np.log2(max(i, 1) / max(iso, 1))), n) for (c, i), n in self.noise.items() if c == camera]
+        best = min(near, key=lambda t: t[0], default=None)
+        return best[1] if best and best[0] <= np.log2(1.6) else None
 
     @property
     def device(self) -> torch.device:
@@ -47,20 +58,22 @@ class RawDenoiser:
         return out
 
     def develop_denoised(self, data: bytes, camera: tuple[str, float] | None = None, notices: list[str] | None = None,
-                         on_tile=None) -> np.ndarray:
-        """A RAW file's bytes → its sensor data denoised and developed (H×W×3 uint16). ImageError for files whose
-        sensor is not a 2×2 Bayer one (the caller falls back to today's path)."""
-        noise = self.noise.get(camera) if camera else None
+                         on_tile=None, *, noise: SensorNoise | None = None, auto_bright: bool = True) -> np.ndarray:
+        """A RAW file's bytes → its sensor data denoised and developed (H×W×3 uint16), with the noise learned for
+        ``camera`` (name, ISO) or given as ``noise``, else blind. ImageError for files whose sensor is not a 2×2 Bayer
+        one (the caller falls back to today's path). ``auto_bright`` as in io.bayer.develop."""
+        noise = noise or (self.noise_for(*camera) if camera else None)
         with open_raw(data) as raw:
             frame = read_planes(raw)
             clean = self.planes(to_canonical(frame.planes, frame.cfa), noise, on_tile)
             frame.planes = from_canonical(clean, frame.cfa)
             put_planes(raw, frame)
             if notices is not None:
-                how = f"the noise learned for ISO {camera[1]:g}" if noise else "blind"
+                how = "the noise learned for this camera and ISO" if noise and camera else "given noise" if noise \
+                    else "blind"
                 notices.append(f"camera RAW denoised before demosaicking ({frame.cfa} Bayer planes, {how}), "
                                "then developed (camera white balance), written as 16-bit")
-            return develop(raw)
+            return develop(raw, auto_bright)
 
 
 class SensorJob:
@@ -74,7 +87,7 @@ class SensorJob:
 
     def denoise(self, pixels: np.ndarray, notices: list[str] | None = None, on_tile=None) -> np.ndarray:
         camera = self.photo.camera
-        key = (camera.name, float(camera.iso)) if camera.known and camera.iso else None
+        key = (camera.name if camera.known else UNKNOWN_CAMERA, float(camera.iso or 0))
         try:
             out = self.raw.develop_denoised(self.photo.sensor, key, notices, on_tile)
         except ImageError as e:

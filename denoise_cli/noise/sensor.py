@@ -120,3 +120,47 @@ def noise_guides(noisy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch
     [0,1]: the guide planes a RAW model reads next to the planes."""
     var = a[..., None, None] * noisy.clamp(0, 1) + b[..., None, None]
     return var.clamp_min(0).sqrt()
+
+
+#: Share of each brightness bin's pixels, the flattest, that the noise is read on (texture leaks into the rest).
+FLAT_SHARE = 0.25
+_BINS = 16
+
+
+def estimate_sensor_noise(planes: list[np.ndarray], bins: int = _BINS) -> SensorNoise:
+    """Poisson–Gaussian (a, b) of canonical planes from noisy data alone, pooled over the given frames (one camera
+    at one ISO).
+
+    The two green sites of a Bayer cell are diagonal neighbours: their difference is nearly free of the scene and
+    carries twice the noise variance. Its robust spread (MAD) is read per brightness bin on the flattest quarter of
+    each bin and a·x + b fitted to it (weighted least squares, a, b ≥ 0). One (a, b) serves all four planes: on raw
+    values every colour site has the same conversion gain and read noise."""
+    import cv2
+
+    level, diff, activity = [], [], []
+    for p in planes:
+        g1, g2 = p[..., 1].astype(np.float64), p[..., 2].astype(np.float64)
+        mean = (g1 + g2) / 2
+        level.append(cv2.blur(mean, (3, 3)).ravel())
+        diff.append((g1 - g2).ravel())
+        activity.append(cv2.blur(np.abs(cv2.Laplacian(cv2.blur(mean, (5, 5)), cv2.CV_64F)), (5, 5)).ravel())
+    x, d, act = np.concatenate(level), np.concatenate(diff), np.concatenate(activity)
+    centres, variances = [], []
+    for part in np.array_split(np.argsort(x, kind="stable"), bins):
+        if part.size < 16:
+            continue
+        flat = part[act[part] <= np.quantile(act[part], FLAT_SHARE)]
+        spread = 1.4826 * np.median(np.abs(d[flat] - np.median(d[flat])))
+        centres.append(np.median(x[flat]))
+        variances.append(spread**2 / 2)
+    xs, vs = np.array(centres), np.array(variances)
+    keep = (xs > 0.01) & (xs < 0.9)
+    if keep.sum() < 2:
+        keep = np.ones_like(xs, bool)
+    if keep.sum() < 2:
+        raise ValueError("too few pixels to measure the sensor noise")
+    w = 1 / np.maximum(vs[keep], 1e-12)  # relative errors count alike in dark and bright bins
+    a, b = np.linalg.lstsq(np.stack([xs[keep], np.ones(keep.sum())], 1) * w[:, None], vs[keep] * w, rcond=None)[0]
+    if b < 0:
+        a, b = float((xs[keep] * w) @ vs[keep] / ((xs[keep] * w) @ xs[keep])), 0.0
+    return SensorNoise.uniform(max(float(a), 1e-8), max(float(b), 0.0))
