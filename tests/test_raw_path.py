@@ -7,12 +7,12 @@ import torch
 
 from denoise_cli.errors import ImageError
 from denoise_cli.io import read_image
-from denoise_cli.io.bayer import develop, open_raw
+from denoise_cli.io.bayer import BAYER_LAYOUTS, develop, open_raw, pack, unpack
 from denoise_cli.io.dng import dng_bytes
 from denoise_cli.models.mwcnn import MWCNNConfig, build_mwcnn
 from denoise_cli.models.mwcnn_folded import fold_wavelets
-from denoise_cli.noise.sensor import (BAYER_LAYOUTS, DEFAULT_SENSOR_PRIOR, SensorNoise, add_noise, from_canonical,
-                                      noise_guides, pack, to_canonical, unpack)
+from denoise_cli.noise.sensor import (DEFAULT_SENSOR_PRIOR, SensorNoise, add_noise, from_canonical, noise_guides,
+                                      to_canonical)
 from denoise_cli.registry.checkpoint import load_model, save_model
 from tests.conftest import run_cli
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import ImageError
 
-from ..noise.sensor import BAYER_LAYOUTS, pack, unpack  # layouts: the colour at (0,0), (0,1), (1,0), (1,1) of a cell
+#: The planes' order: the colour at (0,0), (0,1), (1,0), (1,1) of each 2×2 cell, named as a pattern ("RGGB", …).
+BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 @dataclass
@@ -28,6 +29,18 @@ class BayerPlanes:
     cfa: str
     black: np.ndarray  # per plane, in raw units
     white: float
+
+
+def pack(mosaic: np.ndarray) -> np.ndarray:
+    """H×W mosaic (even sides) → H/2×W/2×4 planes, the 2×2 cell's sites in raster order."""
+    h, w = mosaic.shape
+    return mosaic.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
+
+
+def unpack(planes: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`pack`."""
+    hh, ww, _ = planes.shape
+    return planes.reshape(hh, ww, 2, 2).transpose(0, 2, 1, 3).reshape(2 * hh, 2 * ww)
 
 
 @contextmanager

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..io.bayer import BAYER_LAYOUTS, pack
 from .pipeline import colour_matrix, mosaic, srgb_to_linear, untone
 
 CANONICAL = "RGGB"
-BAYER_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,6 @@ def to_canonical(planes: np.ndarray, cfa: str) -> np.ndarray:
 
 def from_canonical(planes: np.ndarray, cfa: str) -> np.ndarray:
     return planes[..., np.argsort(canonical_order(cfa))]
-
-
-def pack(mosaic: np.ndarray) -> np.ndarray:
-    """H×W mosaic (even sides) → H/2×W/2×4 planes, the 2×2 cell's sites in raster order."""
-    h, w = mosaic.shape
-    return mosaic.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
-
-
-def unpack(planes: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`pack`."""
-    hh, ww, _ = planes.shape
-    return planes.reshape(hh, ww, 2, 2).transpose(0, 2, 1, 3).reshape(2 * hh, 2 * ww)
 
 
 @dataclass(frozen=True)
