@@ -1,5 +1,5 @@
-"""Camera RAW with known truth: synthetic RAW scenes at three noise levels, today's path next to the classical
-RAW-domain baseline.
+"""Camera RAW with known truth: synthetic RAW scenes at four noise levels, today's path, the classical RAW-domain
+baseline and the RAW path side by side.
 
     python -m benchmarks.raw_scenes                  # 6 CBSD68 scenes × 4 levels
     python -m benchmarks.raw_scenes --images 2       # a quick look

@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("noise_fidelity", ["noise_fidelity.md"]),
     ("pipeline_fidelity", ["pipeline_fidelity.md", "pipeline_fidelity-oracle.md"]),
     ("raw_scenes", ["raw_scenes.md"]),
+    ("raw_speed", ["raw_speed.md"]),
     ("quality", ["quality-shipped.md", "quality-shipped-ensemble.md"]),
     ("stopping", ["stopping.md"]),
     ("precision", ["precision.md"]),

@@ -192,7 +192,8 @@ def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: i
     with RichReporter() as reporter:
         path = api.distill_raw(fit_run, clean_dir or [], out, plan, dev, seed=seed, reporter=reporter,
                                init=None if init == "auto" else init)
-    say(f"done: {path}; try `denoise-cli denoise RAWFILES --raw-weights {path}`")
+    say(f"done: {path}; denoise your RAW files with it: `denoise-cli denoise RAWFILES --raw-weights {out}` (each "
+        "file gets the noise measured for its camera and ISO)")
 
 
 FitRunOpt = Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")]
@@ -275,6 +276,8 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
 
     seconds = parse_duration(time_budget)
     if api.raw_folder(noisy_dir):
+        if profile:
+            note_line("--profile is for models of developed photos; a RAW model is used with --raw-weights")
         return _adapt_raw(run, noisy_dir, clean_dir, seconds, device)
     dev = _join(device)
     if api.adapted_already(run, seconds):

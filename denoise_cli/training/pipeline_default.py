@@ -27,15 +27,16 @@ from .patches import ImagePool, random_patches
 from .runs import Budget, Run, parse_duration
 
 
-def clean_pool(folders: list[str]) -> ImagePool:
-    """The clean photos of each folder and their half-size copies (downscaling averages away the photos' own
-    noise and JPEG traces, and adds coarser detail), each folder drawn from equally often."""
+def clean_pool(folders: list[str], scales: tuple[int, ...] = (2,)) -> ImagePool:
+    """The clean photos of each folder and their copies downscaled by each of ``scales`` (downscaling averages away
+    the photos' own noise and JPEG traces, and packs more detail into each pixel), each folder drawn from equally
+    often."""
     sets = []
     for folder in folders:
         images = read_rgb_folder(folder, 3)
-        halves = [cv2.resize(im, (im.shape[1] // 2, im.shape[0] // 2), interpolation=cv2.INTER_AREA)
-                  for im in images if min(im.shape[:2]) >= 256]
-        sets.append(images + halves)
+        smaller = [cv2.resize(im, (im.shape[1] // k, im.shape[0] // k), interpolation=cv2.INTER_AREA)
+                   for k in scales for im in images if min(im.shape[:2]) >= 128 * k]
+        sets.append(images + smaller)
     return ImagePool.from_folders(sets)
 
 

@@ -29,6 +29,7 @@ from .runs import Budget, Run, parse_duration
 
 GUIDES = 4
 P_BLIND = 0.5  # share of training patches whose guides are zeros: the blind mode
+SCALES = (2, 4)  # downscaled copies of the clean photos: a Bayer plane has half the resolution, so finer detail
 
 
 def gamma(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    pool = clean_pool(args.clean_dir)
+    pool = clean_pool(args.clean_dir, SCALES)
     run = Run(args.run)
     model = build_mwcnn(4, args.arch, guides=GUIDES)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
