@@ -11,20 +11,19 @@ Resumable, and meant to run for hours in stretches: rerunning the same command c
 
 from __future__ import annotations
 
-import argparse
-
 import cv2
 import numpy as np
 import torch
 
 from ..io import read_rgb_folder
-from ..models.mwcnn import ARCHS, MULTIPLE, build_mwcnn
+from ..models.mwcnn import MULTIPLE, build_mwcnn
 from ..noise.pipeline import render
 from ..noise.prior import DEFAULT_PRIOR
 from ..registry.checkpoint import load_model, save_model
 from .loop import train_loop
 from .patches import ImagePool, random_patches
-from .runs import Budget, Run, parse_duration
+from .prior_training import prior_trainer_parser, seed, start_or_resume
+from .runs import Run
 
 
 def clean_pool(folders: list[str], scales: tuple[int, ...] = (2,)) -> ImagePool:
@@ -47,37 +46,19 @@ def camera_batch(clean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clean_dir", nargs="+")
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--arch", default="small", choices=sorted(ARCHS))
+    ap = prior_trainer_parser(__doc__, patch=96, lr=5e-4)
     ap.add_argument("--init", default=None, help="start from these weights (a registry name or .safetensors file)")
-    ap.add_argument("--patch", type=int, default=96)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--time-budget", required=True)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--export", default=None, help="write the final fp16 weights here")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    seed(args)
     pool = clean_pool(args.clean_dir)
-    run = Run(args.run)
-    if run.exists():
-        model = build_mwcnn(3, args.arch)
-    elif args.init:
+    if args.init and not Run(args.run).exists():
         from ..registry.weights import resolve
 
         model = load_model(resolve(args.init))
     else:
         model = build_mwcnn(3, args.arch)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, elapsed = run.load({"model": model}, opt) if run.exists() else (0, 0.0)
-    run.write_config({k: v for k, v in vars(args).items() if k != "export"} | {"prior": repr(DEFAULT_PRIOR)})
-    budget = Budget(None, parse_duration(args.time_budget), step, elapsed)
-    rng = np.random.default_rng([args.seed, step])
+    run, opt, budget, rng = start_or_resume(args, model, DEFAULT_PRIOR)
+    step = budget.step
     patch = args.patch // MULTIPLE * MULTIPLE
 
     def step_loss(_: int) -> torch.Tensor:

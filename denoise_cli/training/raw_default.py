@@ -14,18 +14,16 @@ the developed photo shows errors. Resumable like the colour default's training:
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
-from ..models.mwcnn import ARCHS, MULTIPLE, MWCNN, build_mwcnn
+from ..models.mwcnn import MULTIPLE, MWCNN, build_mwcnn
 from ..noise.sensor import DEFAULT_SENSOR_PRIOR, SensorNoise, SensorPrior, add_noise, noise_guides
 from ..registry.checkpoint import save_model
 from .loop import train_loop
 from .patches import random_patches
 from .pipeline_default import clean_pool
-from .runs import Budget, Run, parse_duration
+from .prior_training import prior_trainer_parser, seed, start_or_resume
 
 GUIDES = 4
 P_BLIND = 0.5  # share of training patches whose guides are zeros: the blind mode
@@ -66,29 +64,11 @@ def raw_loss(model: MWCNN, inputs: torch.Tensor, clean: torch.Tensor) -> torch.T
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clean_dir", nargs="+")
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--arch", default="small", choices=sorted(ARCHS))
-    ap.add_argument("--patch", type=int, default=128, help="sensor pixels per side (the planes are half)")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--time-budget", required=True)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--export", default=None, help="write the final fp16 weights here")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    args = prior_trainer_parser(__doc__, patch=128, lr=1e-3).parse_args(argv)
+    seed(args)
     pool = clean_pool(args.clean_dir, SCALES)
-    run = Run(args.run)
     model = build_mwcnn(4, args.arch, guides=GUIDES)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, elapsed = run.load({"model": model}, opt) if run.exists() else (0, 0.0)
-    run.write_config({k: v for k, v in vars(args).items() if k != "export"} | {"prior": repr(DEFAULT_SENSOR_PRIOR)})
-    budget = Budget(None, parse_duration(args.time_budget), step, elapsed)
-    rng = np.random.default_rng([args.seed, step])
+    run, opt, budget, rng = start_or_resume(args, model, DEFAULT_SENSOR_PRIOR)
     patch = args.patch // (2 * MULTIPLE) * 2 * MULTIPLE
 
     def step_loss(_: int) -> torch.Tensor:
