@@ -158,3 +158,25 @@ def test_a_saved_raw_model_loads_with_its_guides(tmp_path):
     _identity_raw_model(tmp_path / "m.safetensors")
     model = load_model(tmp_path / "m.safetensors")
     assert model.config.channels == 4 and model.config.guides == 4
+
+
+def test_the_raw_default_trainer_resumes_where_it_stopped_and_exports_a_raw_model(tmp_path):
+    import json
+
+    from denoise_cli.training import raw_default
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(clean / "a.png")
+    args = [str(clean), "--run", str(tmp_path / "run"), "--patch", "32", "--batch", "2", "--threads", "1"]
+    raw_default.main(args + ["--time-budget", "1s"])
+    first = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    raw_default.main(args + ["--time-budget", "2s", "--export", str(tmp_path / "raw.safetensors")])
+    last = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["step"] > first["step"] and last["elapsed"] > first["elapsed"] >= 1.0
+    assert "SensorPrior" in json.loads((tmp_path / "run" / "config.json").read_text())["prior"]
+    model = load_model(tmp_path / "raw.safetensors")
+    assert model.config.channels == 4 and model.config.guides == 4
