@@ -244,7 +244,8 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
         return load_denoiser(spec, device=o.device, precision=o.precision, tile=o.tile, overlap=o.overlap,
                              ensemble=o.ensemble, strength=o.strength)
 
-    profiles = list_profiles() if o.weights in (None, "auto") else []
+    stored = list_profiles() if o.weights in (None, "auto") or o.raw_weights is None else []
+    profiles = [p for p in stored if not p.raw] if o.weights in (None, "auto") else []
     per_photo = o.weights == "auto" or bool(profiles)  # per photo: its camera's profile, else the default
     denoiser = ModelChoice(load, profiles) if per_photo else load(o.weights)
     summary.per_photo = per_photo
@@ -253,8 +254,13 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
     if raw_name:
         from .inference.raw import RawFirst
 
-        denoiser = RawFirst(denoiser, load_raw_denoiser(raw_name, device=o.device, precision=o.precision, tile=o.tile,
-                                                        overlap=o.overlap, strength=o.strength), raw_name)
+        def load_raw(spec: str | None) -> "RawDenoiser":
+            return load_raw_denoiser(spec or raw_name, device=o.device, precision=o.precision, tile=o.tile,
+                                     overlap=o.overlap, strength=o.strength)
+
+        raw_profiles = [p for p in stored if p.raw] if o.raw_weights is None else []
+        denoiser = RawFirst(denoiser, load_raw, raw_name, raw_profiles)
+        denoiser.loaded[None] = load_raw(None)  # loaded before the batch starts: a wrong --raw-weights is a usage error
         summary.weights["weights_raw"] = raw_name
     reporter.start("denoise", len(jobs), "denoise")
     current = 0

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import Command, Group, note_line, say, flag, reports_errors
+from ._common import Command, Group, flag, note_line, reports_errors, say, shown
 
 app = typer.Typer(no_args_is_help=True, cls=Group,
                   help="Camera profiles: adapt once per camera, then `denoise` picks the right model for each photo.")
@@ -59,7 +59,7 @@ def profiles_add(
 @app.command("list", cls=Command)
 @reports_errors()
 def profiles_list(as_json: Annotated[bool, flag("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """Show the stored profiles: name, camera, ISOs, noise at mid-gray, date, size."""
+    """Show the stored profiles: name, camera, what they denoise, ISOs, noise at mid-gray, date, size."""
     from rich.console import Console
     from rich.table import Table
 
@@ -73,10 +73,10 @@ def profiles_list(as_json: Annotated[bool, flag("--json", help="Print JSON inste
         say(f"no profiles yet (in {profiles_dir()}); make one with `denoise-cli adapt PHOTOS --run RUN --profile NAME`")
         return
     table = Table(title=f"denoise-cli profiles ({profiles_dir()})")
-    for col in ("name", "camera", "ISO", "noise σ at mid-gray", "made", "size"):
+    for col in ("name", "camera", "for", "ISO", "noise σ at mid-gray", "made", "size"):
         table.add_column(col, no_wrap=col == "name")
     for p in profiles:
-        table.add_row(p.name, p.camera or "—", iso_text(p.isos, "any"),
+        table.add_row(shown(p.name), shown(p.camera or "—"), "RAW files" if p.raw else "photos", iso_text(p.isos, "any"),
                       " / ".join(f"{s:.1f}" for s in p.sigma_mid) or "—", p.created[:10], f"{p.size / 1e6:.1f} MB")
     Console().print(table)
 

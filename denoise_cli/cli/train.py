@@ -64,18 +64,20 @@ def _budget_text(plan) -> str:
     return " for " + " or ".join(parts) if parts else ""
 
 
-def _store_or_hint(run: Path, profile: str | None, camera: str | None, iso: list[float] | None) -> None:
+def _store_or_hint(run: Path, profile: str | None, camera: str | None, iso: list[float] | None,
+                   raw: bool = False) -> None:
     """After adapt: store the model as a camera profile when asked, else say how to use it."""
     from ..training import parallel
 
+    files, option = ("RAWFILES", "--raw-weights") if raw else ("PHOTOS", "--weights")
     if profile and parallel.is_main():
         from .profiles import iso_text, store
 
         p = store(run / "model", profile, camera, iso, replace=True)
-        say(f"stored as profile {p.name} ({p.camera}, {iso_text(p.isos)}): `denoise-cli denoise PHOTOS` now uses it "
-            "for that camera's photos")
+        say(f"stored as profile {p.name} ({p.camera}, {iso_text(p.isos)}): `denoise-cli denoise {files}` now uses it "
+            f"for that camera's {'RAW files' if raw else 'photos'}")
     elif parallel.is_main():
-        say(f"model {run / 'model' / 'model.safetensors'}; use it with `denoise-cli denoise PHOTOS --weights "
+        say(f"model {run / 'model' / 'model.safetensors'}; use it with `denoise-cli denoise {files} {option} "
             f"{run / 'model'}`, or store it as a camera profile with `denoise-cli profiles add {run / 'model'}`")
 
 
@@ -183,7 +185,8 @@ def _fit_raw(noisy_dir: Path, run: Path, resume: bool) -> None:
         "model on it")
 
 
-def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: int, init: str = "auto") -> None:
+def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: int, init: str = "auto",
+                 hint: bool = True) -> None:
     from .. import api
 
     dev = _join(device)
@@ -192,8 +195,8 @@ def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: i
     with RichReporter() as reporter:
         path = api.distill_raw(fit_run, clean_dir or [], out, plan, dev, seed=seed, reporter=reporter,
                                init=None if init == "auto" else init)
-    say(f"done: {path}; denoise your RAW files with it: `denoise-cli denoise RAWFILES --raw-weights {out}` (each "
-        "file gets the noise measured for its camera and ISO)")
+    say(f"done: {path}" + (f"; denoise your RAW files with it: `denoise-cli denoise RAWFILES --raw-weights {out}` "
+                            "(each file gets the noise measured for its camera and ISO)" if hint else ""))
 
 
 FitRunOpt = Annotated[Path, typer.Option("--fit", metavar="RUN", help="A finished `fit` run folder.")]
@@ -276,9 +279,8 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
 
     seconds = parse_duration(time_budget)
     if api.raw_folder(noisy_dir):
-        if profile:
-            note_line("--profile is for models of developed photos; a RAW model is used with --raw-weights")
-        return _adapt_raw(run, noisy_dir, clean_dir, seconds, device)
+        _adapt_raw(run, noisy_dir, clean_dir, seconds, device)
+        return _store_or_hint(run, profile, camera, iso, raw=True)
     dev = _join(device)
     if api.adapted_already(run, seconds):
         say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {run / 'model'} (a larger "
@@ -312,6 +314,6 @@ def _adapt_raw(run: Path, noisy_dir: Path, clean_dir, seconds: float, device: st
     out = run / "model"
     if (out / "model.safetensors").exists() and Run(out).exists() \
             and float(Run(out).metadata().get("elapsed", 0)) >= 0.99 * seconds:
-        say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {out / 'model.safetensors'}")
+        say(f"{run} has adapted already within {_seconds_text(seconds)} (a larger --time-budget trains it further)")
         return
-    _distill_raw(run, clean_dir, out, Budget(None, seconds), device, seed=0)
+    _distill_raw(run, clean_dir, out, Budget(None, seconds), device, seed=0, hint=False)

@@ -19,7 +19,7 @@ class ModelChoice:
 
     def pick(self, photo: Photo) -> tuple[Denoiser, str]:
         camera = photo.camera
-        profile = choose(self.profiles, camera)
+        profile = choose(self.profiles, camera, raw=False)
         key = str(profile.path) if profile else None
         if key not in self.loaded:
             self.loaded[key] = self.load(key)

@@ -6,6 +6,7 @@ noise level, or blind), are written back into the file's raw buffer and develope
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from ..errors import ImageError
 from ..io import Photo
 from ..io.bayer import develop, open_raw, put_planes, read_planes
 from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
+from ..registry.profiles import choose
 from .denoiser import Denoiser
 from .tiles import blend_tiles
 
@@ -100,18 +102,28 @@ class SensorJob:
 
 
 class RawFirst:
-    """A model choice that sends camera RAW files (photos that kept their sensor data) to a RAW model and everything
-    else to ``inner`` (a Denoiser or a per-camera ModelChoice)."""
+    """A model choice that sends camera RAW files (photos that kept their sensor data) to a RAW model — the RAW camera
+    profile of the file's camera and ISO where there is one (``profiles``), else the model ``name`` — and everything
+    else to ``inner`` (a Denoiser or a per-camera ModelChoice). ``load(path or None)`` loads a RAW model (None:
+    ``name``); each is loaded once."""
 
-    def __init__(self, inner, raw: RawDenoiser, name: str) -> None:
-        self.inner, self.raw, self.name = inner, raw, name
+    def __init__(self, inner, load: Callable[[str | None], RawDenoiser], name: str, profiles: list | None = None
+                 ) -> None:
+        self.inner, self.load, self.name, self.profiles = inner, load, name, profiles or []
+        self.loaded: dict[str | None, RawDenoiser] = {}
 
     def pick(self, photo: Photo):
         chosen, why = self.inner.pick(photo)
         if photo.sensor is None:
             return chosen, why
-        return SensorJob(self.raw, photo, chosen), f"RAW model {self.name}"
+        profile = choose(self.profiles, photo.camera, raw=True)
+        key = str(profile.path) if profile else None
+        if key not in self.loaded:
+            self.loaded[key] = self.load(key)
+        return SensorJob(self.loaded[key], photo, chosen), f"RAW profile {profile.name}" if profile else \
+            f"RAW model {self.name}"
 
     @property
     def device(self):
-        return self.raw.device
+        """The device of the models loaded so far (all share one)."""
+        return self.inner.device or (next(iter(self.loaded.values())).device if self.loaded else None)

@@ -49,6 +49,7 @@ class Profile:
     made_by: str = ""
     sha256: str = ""
     size: int = 0
+    raw: bool = False  # a RAW model (four Bayer planes), for camera RAW files; else a model of developed photos
 
     def serves(self, camera: Camera) -> float | None:
         """How far (in ISO octaves) the photo's ISO is from this profile's nearest, if it is this camera's profile
@@ -84,7 +85,15 @@ def _describe(name: str, path: Path, record: dict) -> Profile:
         raise WeightsError(f"{path} is not the denoise-cli profile {name!r}")
     return Profile(name, path, meta.get("camera") or None, json.loads(meta.get("isos", "[]")),
                    json.loads(meta.get("sigma_mid", "[]")), meta.get("created", ""), meta.get("made_by", ""),
-                   record.get("sha256", ""), path.stat().st_size)
+                   record.get("sha256", ""), path.stat().st_size, _is_raw(meta))
+
+
+def _is_raw(meta: dict[str, str]) -> bool:
+    """Whether a checkpoint's metadata describes a RAW model (four image channels)."""
+    try:
+        return int(json.loads(meta.get("config", "{}")).get("channels", 0)) == 4
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def list_profiles(folder: Path | None = None) -> list[Profile]:
@@ -163,7 +172,8 @@ def import_profile(path: Path, *, name: str | None = None, folder: Path | None =
     return get_profile(name, folder)
 
 
-def choose(profiles: list[Profile], camera: Camera) -> Profile | None:
-    """The profile for a photo: its camera's, with the nearest ISO within ISO_FACTOR; None when there is none."""
-    fits = [(gap, p.name, p) for p in profiles if (gap := p.serves(camera)) is not None]
+def choose(profiles: list[Profile], camera: Camera, *, raw: bool = False) -> Profile | None:
+    """The profile for a photo: its camera's, with the nearest ISO within ISO_FACTOR, among the RAW models (``raw``,
+    for a RAW file's sensor data) or the others; None when there is none."""
+    fits = [(gap, p.name, p) for p in profiles if p.raw == raw and (gap := p.serves(camera)) is not None]
     return min(fits)[2] if fits else None

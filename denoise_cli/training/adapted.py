@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..inference.raw import UNKNOWN_CAMERA
+from ..noise.report import mid_gray
 from ..registry.entry import read_entry
 from .fit_run import FitRun
-from ..noise.report import mid_gray
 from .runs import Run
 
 
@@ -36,6 +37,8 @@ def adapted_model(path: Path) -> AdaptedModel:
     if not (model.parent / "config.json").exists():
         return out
     cfg = run.read_config()
+    if cfg.get("kind") == "raw" and cfg.get("fit_run"):
+        return _adapted_raw(out, cfg["fit_run"])
     if cfg.get("stage") != "distill" or not cfg.get("fit_run"):
         return out
     entry = model.parent / "entry.toml"
@@ -54,4 +57,20 @@ def adapted_model(path: Path) -> AdaptedModel:
     by_group = mid_gray(fit.report)
     channels = list(zip(*by_group.values()))
     out.sigma_mid = [sum(c) / len(c) for c in channels]
+    return out
+
+
+def _adapted_raw(out: AdaptedModel, fit_run: str) -> AdaptedModel:
+    """A RAW distill's camera, ISOs and noise at mid-grey (σ on 0–255 of the white level), from its RAW fit."""
+    from .raw_adapt import fitted_groups
+
+    groups = [g for g in (fitted_groups(fit_run) or []) if g.camera != UNKNOWN_CAMERA]
+    out.cameras_seen = len({g.camera for g in groups})
+    if groups:
+        out.camera = Counter(g.camera for g in groups for _ in range(g.files)).most_common(1)[0][0]
+        mine = [g for g in groups if g.camera == out.camera]
+        out.isos = sorted({g.iso for g in mine if g.iso > 0})
+        out.sigma_mid = [255 * (sum(g.noise.a[0] for g in mine) / len(mine) * 0.18
+                                + sum(g.noise.b[0] for g in mine) / len(mine)) ** 0.5]
+    out.made_by = "denoise-cli distill (RAW)"
     return out
