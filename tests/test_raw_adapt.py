@@ -92,3 +92,14 @@ def test_distill_on_a_raw_fit_needs_clean_photos(tmp_path):
     assert run_cli("fit", str(tmp_path / "raw"), "--run", str(tmp_path / "run")).returncode == 0
     r = run_cli("distill", "--fit", str(tmp_path / "run"), "--iterations", "2")
     assert r.returncode == 2 and b"CLEAN_DIR" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_a_raw_profile_is_not_used_for_developed_photos(tmp_path):
+    from denoise_cli.registry.profiles import Profile, choose
+    from denoise_cli.io import Camera
+
+    raw = Profile("cam-raw", tmp_path / "a.safetensors", "Cam X", [800.0], raw=True)
+    rgb = Profile("cam", tmp_path / "b.safetensors", "Cam X", [800.0])
+    cam = Camera("Cam", "X", 800.0)
+    assert choose([raw, rgb], cam) is rgb and choose([raw, rgb], cam, raw=True) is raw
+    assert choose([raw], cam) is None
