@@ -284,6 +284,8 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
     finally:
         reporter.done("denoise")
     summary.device = str(denoiser.device or "—")
+    if raw_name and not any(str(r.get("weights") or "").startswith("RAW") for r in summary.results):
+        del summary.weights["weights_raw"]  # no file went the RAW way (none was a Bayer RAW file)
     return _gather(launch, summary) if launch else summary
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from denoise_cli.errors import ImageError
 from denoise_cli.io import read_image
 from denoise_cli.io.bayer import BAYER_LAYOUTS, develop, open_raw, pack, unpack
 from denoise_cli.io.dng import dng_bytes
@@ -130,18 +129,15 @@ def test_raw_weights_that_are_not_a_raw_model_are_one_usage_line(tmp_path):
     assert r.returncode == 2 and b"not a RAW model" in r.stderr and b"Traceback" not in r.stderr
 
 
-def test_a_sensor_the_raw_model_cannot_read_falls_back_to_todays_path_with_a_note(tmp_path, monkeypatch):
-    from denoise_cli.inference import raw as raw_path
-
-    def not_bayer(*_a, **_k):
-        raise ImageError("not a Bayer sensor (colour filter pattern 6×6): denoised after demosaicking instead")
-
-    monkeypatch.setattr(raw_path.RawDenoiser, "develop_denoised", not_bayer)
+def test_an_x_trans_sensor_falls_back_to_developing_first_with_a_note(tmp_path):
+    xtrans = "GGRGGB" "GGBGGR" "BRGRBG" "GGBGGR" "GGRGGB" "RBGBRG"
+    mosaic = np.random.default_rng(5).integers(4000, 9000, (600, 600)).astype(np.uint16)
+    (tmp_path / "fuji.dng").write_bytes(dng_bytes(mosaic, xtrans, 512, 16383))
     _identity_raw_model(tmp_path / "identity.safetensors")
-    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
-    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--raw-weights", str(tmp_path / "identity.safetensors"))
+    r = run_cli("denoise", str(tmp_path / "fuji.dng"), "--raw-weights", str(tmp_path / "identity.safetensors"))
     assert r.returncode == 0, r.stderr
-    assert b"not a Bayer sensor" in r.stderr and (tmp_path / "shot_denoised.tif").exists()
+    assert b"not a Bayer sensor (colour filter pattern 6" in r.stderr and b"before demosaicking" not in r.stderr
+    assert read_image(tmp_path / "fuji_denoised.tif", raw=True).pixels.shape == (600, 600, 3)
 
 
 def test_a_corrupt_raw_file_fails_alone_and_the_batch_goes_on(tmp_path):

@@ -11,7 +11,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import ImageError
 from ..io import Photo
 from ..io.bayer import develop, open_raw, put_planes, read_planes
 from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
@@ -80,22 +79,17 @@ class RawDenoiser:
 
 class SensorJob:
     """One RAW photo's denoising with a RAW model, shaped like a Denoiser for the batch (``denoise(pixels, notices,
-    on_tile)``): the pixels developed by today's path are replaced by the sensor data denoised and developed, or,
-    for sensors the RAW model cannot read (X-Trans, …), denoised by ``fallback`` as before, with a note."""
+    on_tile)``): the pixels developed by today's path are replaced by the sensor data denoised and developed. (Files
+    whose sensor the RAW model cannot read, X-Trans and others, keep no sensor data when read and never come here.)"""
 
-    def __init__(self, raw: RawDenoiser, photo: Photo, fallback: Denoiser) -> None:
-        self.raw, self.photo, self.fallback = raw, photo, fallback
+    def __init__(self, raw: RawDenoiser, photo: Photo) -> None:
+        self.raw, self.photo = raw, photo
         self.device = raw.device
 
     def denoise(self, pixels: np.ndarray, notices: list[str] | None = None, on_tile=None) -> np.ndarray:
         camera = self.photo.camera
         key = (camera.name if camera.known else UNKNOWN_CAMERA, float(camera.iso or 0))
-        try:
-            out = self.raw.develop_denoised(self.photo.sensor, key, notices, on_tile)
-        except ImageError as e:
-            if notices is not None:
-                notices.append(f"{e}")
-            return self.fallback.denoise(pixels, notices, on_tile)
+        out = self.raw.develop_denoised(self.photo.sensor, key, notices, on_tile)
         if notices is not None:  # the reader's note on today's path no longer applies
             notices[:] = [n for n in notices if not n.startswith("camera RAW demosaiced")]
         return out if pixels.dtype == np.uint16 else out.astype(np.float32) / 65535
@@ -113,14 +107,13 @@ class RawFirst:
         self.loaded: dict[str | None, RawDenoiser] = {}
 
     def pick(self, photo: Photo):
-        chosen, why = self.inner.pick(photo)
         if photo.sensor is None:
-            return chosen, why
+            return self.inner.pick(photo)
         profile = choose(self.profiles, photo.camera, raw=True)
         key = str(profile.path) if profile else None
         if key not in self.loaded:
             self.loaded[key] = self.load(key)
-        return SensorJob(self.loaded[key], photo, chosen), f"RAW profile {profile.name}" if profile else \
+        return SensorJob(self.loaded[key], photo), f"RAW profile {profile.name}" if profile else \
             f"RAW model {self.name}"
 
     @property

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
+from .bayer import layout
 from .camera import camera_from_raw, exif_for
 from .formats import DEFAULT_MAX_PIXELS, RAW_SUFFIXES, TIFF_MAGIC
 from .photo import Photo
@@ -44,17 +45,15 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_M
     if not data:
         raise ImageError("empty file (0 bytes)")
     if suffix in RAW_SUFFIXES:
-        photo = _read_raw(data, max_pixels)
+        photo = _read_raw(data, max_pixels, sensor)
     else:
-        photo = _read_encoded(data, suffix, max_pixels)
-    if sensor and photo.format == "RAW":
-        photo.sensor = data
+        photo = _read_encoded(data, suffix, max_pixels, sensor)
     if not raw:
         photo.pixels = photo.floats()
     return photo
 
 
-def _read_encoded(data: bytes, suffix: str, max_pixels: int) -> Photo:
+def _read_encoded(data: bytes, suffix: str, max_pixels: int, sensor: bool = False) -> Photo:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -62,7 +61,7 @@ def _read_encoded(data: bytes, suffix: str, max_pixels: int) -> Photo:
             return _read_tifffile(data, max_pixels)
         if not suffix:  # stdin: could still be a RAW file
             try:
-                return _read_raw(data, max_pixels)
+                return _read_raw(data, max_pixels, sensor)
             except ImageError:
                 pass
         raise ImageError("not an image file Pillow or rawpy can decode") from None
@@ -241,16 +240,25 @@ def _decode_cv2(data: bytes) -> np.ndarray:
     return arr if arr.ndim == 3 else arr[..., None]
 
 
-def _read_raw(data: bytes, max_pixels: int) -> Photo:
+def _read_raw(data: bytes, max_pixels: int, sensor: bool = False) -> Photo:
+    """A RAW file developed (camera white balance, 16-bit sRGB); with ``sensor`` the file's bytes are kept too where
+    its sensor is a 2×2 Bayer one (for denoising before demosaicking), and a note says why where it is not."""
     import rawpy  # imported here: only RAW files need it
 
+    notices = ["camera RAW demosaiced to sRGB (camera white balance), written as 16-bit"]
+    keep = None
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
             _check_size(raw.sizes.width, raw.sizes.height, max_pixels)
+            if sensor:
+                try:
+                    layout(raw)
+                    keep = data
+                except ImageError as e:
+                    notices.append(str(e))
             rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
     except ImageError:
         raise
     except Exception as e:
         raise ImageError(f"cannot decode camera RAW ({type(e).__name__}: {e})") from None
-    return Photo(rgb, 16, exif=exif_for(camera_from_raw(data)), format="RAW",
-                 notices=["camera RAW demosaiced to sRGB (camera white balance), written as 16-bit"])
+    return Photo(rgb, 16, exif=exif_for(camera_from_raw(data)), format="RAW", notices=notices, sensor=keep)
