@@ -67,17 +67,36 @@ def load_raw_denoiser(weights: str | os.PathLike | None = None, *, device: str =
                        learned_noise(path))
 
 
-def _raw_spec(o: BatchOptions, jobs) -> str | None:
-    """The RAW model a batch uses for its camera RAW files: None without --raw-domain, without RAW inputs, or when no
-    RAW model is given and the registry names no RAW default."""
+def _raw_choice(o: "BatchOptions", jobs, inner, raw_profiles: list):
+    """(the model choice, the RAW model's name) for a batch: camera RAW files go to a RAW model — their camera's RAW
+    profile where one matches, and otherwise the RAW model named by --raw-weights or, with --raw-domain, the
+    registry's RAW default; without either they take the developed path. (inner, None) when no RAW file can go the
+    RAW way. The named model is loaded here, so a wrong --raw-weights is a usage error before the batch starts."""
     from pathlib import Path
 
+    from .inference.raw import RawFirst
     from .io import RAW_SUFFIXES
     from .registry.weights import load_registry
 
-    if not o.raw_domain or not any(j.source == STDIO or Path(j.source).suffix.lower() in RAW_SUFFIXES for j in jobs):
-        return None
-    return o.raw_weights or load_registry().default_raw
+    if o.raw_domain is False or not any(j.source == STDIO or Path(j.source).suffix.lower() in RAW_SUFFIXES
+                                        for j in jobs):
+        return inner, None
+    profiles = raw_profiles if o.raw_weights is None else []
+    use_default = o.raw_domain is True or o.raw_weights is not None
+    if not (use_default or profiles):
+        return inner, None
+    name = o.raw_weights or load_registry().default_raw
+    if name is None and use_default:
+        raise ConfigError("--raw-domain: the registry names no RAW model; give one with --raw-weights")
+
+    def load_raw(spec: str | None) -> "RawDenoiser":
+        return load_raw_denoiser(spec or name, device=o.device, precision=o.precision, tile=o.tile, overlap=o.overlap,
+                                 strength=o.strength)
+
+    chooser = RawFirst(inner, load_raw, name, profiles, use_default)
+    if use_default:
+        chooser.loaded[None] = load_raw(None)
+    return chooser, name or "RAW profiles"
 
 
 @lru_cache(maxsize=2)
@@ -124,7 +143,8 @@ class BatchOptions:
     max_megapixels: float = 256.0
     shard: str | None = None  # "K/N" for job arrays
     skip_existing: bool = False
-    raw_domain: bool = True  # camera RAW files: denoise the Bayer planes before demosaicking, where a RAW model exists
+    raw_domain: bool | None = None  # camera RAW files: denoise the Bayer planes before demosaicking (True: with the
+    # RAW default where no RAW profile matches; False: never; None: where a RAW profile matches or raw_weights is given)
     raw_weights: str | None = None  # the RAW model; None: the registry's RAW default
 
     def __post_init__(self) -> None:
@@ -219,7 +239,8 @@ def denoise_batch(inputs: list[str], options: BatchOptions | None = None, *, rep
             if on_result:
                 on_result(res)
         return summary
-    first = read_ahead(jobs[0], o.overwrite, int(o.max_megapixels * 1e6), o.skip_existing, o.raw_domain) if jobs else None
+    first = read_ahead(jobs[0], o.overwrite, int(o.max_megapixels * 1e6), o.skip_existing,
+                       o.raw_domain is not False) if jobs else None
     return _run_jobs(jobs, first, o, launch, summary, reporter, on_result)
 
 
@@ -250,17 +271,8 @@ def _run_jobs(jobs, first, o: BatchOptions, launch, summary: BatchSummary, repor
     denoiser = ModelChoice(load, profiles) if per_photo else load(o.weights)
     summary.per_photo = per_photo
     summary.weights = {"weights": "auto", "weights_gray": None} if per_photo else used_weights(o.weights)
-    raw_name = _raw_spec(o, jobs)
+    denoiser, raw_name = _raw_choice(o, jobs, denoiser, [p for p in stored if p.raw])
     if raw_name:
-        from .inference.raw import RawFirst
-
-        def load_raw(spec: str | None) -> "RawDenoiser":
-            return load_raw_denoiser(spec or raw_name, device=o.device, precision=o.precision, tile=o.tile,
-                                     overlap=o.overlap, strength=o.strength)
-
-        raw_profiles = [p for p in stored if p.raw] if o.raw_weights is None else []
-        denoiser = RawFirst(denoiser, load_raw, raw_name, raw_profiles)
-        denoiser.loaded[None] = load_raw(None)  # loaded before the batch starts: a wrong --raw-weights is a usage error
         summary.weights["weights_raw"] = raw_name
     reporter.start("denoise", len(jobs), "denoise")
     current = 0

@@ -176,3 +176,10 @@ def test_the_raw_default_trainer_resumes_where_it_stopped_and_exports_a_raw_mode
     assert "SensorPrior" in json.loads((tmp_path / "run" / "config.json").read_text())["prior"]
     model = load_model(tmp_path / "raw.safetensors")
     assert model.config.channels == 4 and model.config.guides == 4
+
+
+def test_without_a_raw_profile_or_raw_weights_raw_files_are_developed_first(tmp_path):
+    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "RGGB", 512, 16383))
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), env={"DENOISE_CLI_PROFILES": str(tmp_path / "profiles")})
+    assert r.returncode == 0, r.stderr
+    assert b"demosaiced to sRGB" in r.stderr and b"before demosaicking" not in r.stderr

@@ -28,7 +28,7 @@ MaxPixelsOpt = Annotated[float, typer.Option(metavar="MP", help="Refuse images l
 JsonOpt = Annotated[bool, flag("--json", help="Print a JSON summary (on stderr when stdout carries an image).")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="No progress bar or notices.")]
 ShardOpt = Annotated[Optional[str], typer.Option(metavar="K/N", help="Take only the K-th of N shares of the inputs (K from 1), for job arrays (SLURM, GNU parallel, xargs); under torchrun each process takes its own share by itself.")]
-RawDomainOpt = Annotated[bool, typer.Option("--raw-domain/--no-raw-domain", help="Camera RAW files: remove the noise from the sensor data before demosaicking, with the RAW model (blind, or with the noise a RAW profile learned for the camera and ISO); --no-raw-domain develops first and denoises the photo.")]
+RawDomainOpt = Annotated[Optional[bool], typer.Option("--raw-domain/--no-raw-domain", show_default=False, metavar="", help="Camera RAW files: remove the noise from the sensor data before demosaicking — with the file's RAW camera profile (see `adapt`), else the RAW model (blind); --no-raw-domain develops first and denoises the photo \\[default: before demosaicking where a RAW profile matches the file or --raw-weights is given, else developed first].")]
 RawWeightsOpt = Annotated[Optional[str], typer.Option("--raw-weights", metavar="NAME|PATH", help="The RAW model \\[default: the registry's RAW default].")]
 SkipOpt = Annotated[bool, flag("--skip-existing", help="Count inputs whose output exists as done and skip them: an interrupted batch continues.")]
 
@@ -40,7 +40,7 @@ def denoise(inputs: InputsArg, output: OutputOpt = None, suffix: SuffixOpt = Non
             precision: PrecisionOpt = "auto", tile: TileOpt = None, overlap: OverlapOpt = 48,
             ensemble: EnsembleOpt = False, recursive: RecursiveOpt = False, overwrite: OverwriteOpt = False,
             max_pixels: MaxPixelsOpt = 256, as_json: JsonOpt = False, quiet: QuietOpt = False, shard: ShardOpt = None,
-            skip_existing: SkipOpt = False, raw_domain: RawDomainOpt = True, raw_weights: RawWeightsOpt = None) -> None:
+            skip_existing: SkipOpt = False, raw_domain: RawDomainOpt = None, raw_weights: RawWeightsOpt = None) -> None:
     """Denoise images: [cyan]denoise-cli denoise photos/*.png[/], or [cyan]cat a.png | denoise-cli denoise - > b.png[/].
 
     Outputs keep bit depth (16-bit stays 16-bit), alpha, EXIF and ICC profile. Inputs are never overwritten and outputs are written atomically.

@@ -97,19 +97,19 @@ class SensorJob:
 
 class RawFirst:
     """A model choice that sends camera RAW files (photos that kept their sensor data) to a RAW model — the RAW camera
-    profile of the file's camera and ISO where there is one (``profiles``), else the model ``name`` — and everything
-    else to ``inner`` (a Denoiser or a per-camera ModelChoice). ``load(path or None)`` loads a RAW model (None:
-    ``name``); each is loaded once."""
+    profile of the file's camera and ISO where there is one (``profiles``), else, with ``use_default``, the model
+    ``name`` — and everything else to ``inner`` (a Denoiser or a per-camera ModelChoice). ``load(path or None)``
+    loads a RAW model (None: ``name``); each is loaded once."""
 
-    def __init__(self, inner, load: Callable[[str | None], RawDenoiser], name: str, profiles: list | None = None
-                 ) -> None:
-        self.inner, self.load, self.name, self.profiles = inner, load, name, profiles or []
+    def __init__(self, inner, load: Callable[[str | None], RawDenoiser], name: str | None,
+                 profiles: list | None = None, use_default: bool = True) -> None:
+        self.inner, self.load, self.name, self.profiles, self.use_default = inner, load, name, profiles or [], use_default
         self.loaded: dict[str | None, RawDenoiser] = {}
 
     def pick(self, photo: Photo):
-        if photo.sensor is None:
+        profile = choose(self.profiles, photo.camera, raw=True) if photo.sensor is not None else None
+        if profile is None and not (photo.sensor is not None and self.use_default):
             return self.inner.pick(photo)
-        profile = choose(self.profiles, photo.camera, raw=True)
         key = str(profile.path) if profile else None
         if key not in self.loaded:
             self.loaded[key] = self.load(key)
