@@ -85,6 +85,12 @@ class Denoiser:
             blend_tiles(fn, pixels, out, AUTO_TILE, overlap, strength=self.strength, on_tile=on_tile, passes=passes)
         return out
 
+    def apply(self, src: np.ndarray, dst: np.ndarray, on_tile: Callable[[int, int], None] | None = None) -> None:
+        """The network alone over float32 H×W×C ``src``, tile by tile, into ``dst`` (H×W×C'): no channel adaptation,
+        views or strength. For a guided model, whose input carries more channels (the guides) than it denoises."""
+        tile = self._tile_size(*src.shape[:2], self.model)
+        blend_tiles(self._forward, src, dst, tile, _round_up(self.overlap, MULTIPLE), on_tile=on_tile)
+
     def _tile_fn(self, channels: int, notices: list[str] | None) -> tuple[nn.Module, TileFn]:
         """The model for an image of ``channels`` channels and the function one tile goes through: the network,
         adapted to the image's channels, averaged over the 8 views with ``ensemble``."""

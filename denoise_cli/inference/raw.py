@@ -16,7 +16,6 @@ from ..io.bayer import develop, open_raw, put_planes, read_planes
 from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
 from ..registry.profiles import choose
 from .denoiser import Denoiser
-from .tiles import blend_tiles
 
 UNKNOWN_CAMERA = "unknown camera"  # what a RAW fit files photos without a camera name under
 
@@ -51,18 +50,15 @@ class RawDenoiser:
             guides = noise_guides(y, torch.tensor([noise.a]), torch.tensor([noise.b]))
         inputs = torch.cat([y, guides], 1)[0].numpy().transpose(1, 2, 0)
         out = np.empty_like(planes, dtype=np.float32)
-        d = self.denoiser
-        tile = d._tile_size(*planes.shape[:2], d.model)
-        blend_tiles(lambda x: d._forward(x), inputs, out, tile, d.overlap, on_tile=on_tile)
-        if d.strength != 1.0:
-            out = planes - d.strength * (planes - out)
-        return out
+        self.denoiser.apply(inputs, out, on_tile)
+        strength = self.denoiser.strength
+        return out if strength == 1.0 else planes - strength * (planes - out)
 
     def develop_denoised(self, data: bytes, camera: tuple[str, float] | None = None, notices: list[str] | None = None,
                          on_tile=None, *, noise: SensorNoise | None = None, auto_bright: bool = True) -> np.ndarray:
         """A RAW file's bytes → its sensor data denoised and developed (H×W×3 uint16), with the noise learned for
         ``camera`` (name, ISO) or given as ``noise``, else blind. ImageError for files whose sensor is not a 2×2 Bayer
-        one (the caller falls back to today's path). ``auto_bright`` as in io.bayer.develop."""
+        one (io.read_image(sensor=True) keeps those out of the RAW way). ``auto_bright`` as in io.bayer.develop."""
         noise = noise or (self.noise_for(*camera) if camera else None)
         with open_raw(data) as raw:
             frame = read_planes(raw)
