@@ -393,9 +393,13 @@ def distill(config, out: str | os.PathLike, fitted, budget, device, *, precision
 
 
 def adapted_already(run: str | os.PathLike, seconds: float) -> bool:
-    """Whether an adapt run has nothing left to do within ``seconds`` (a larger budget continues it)."""
+    """Whether an adapt run has nothing left to do within ``seconds`` (a larger budget continues it); for RAW files
+    as for photos."""
+    from .training import raw_adapt
     from .training.adapt import finished
 
+    if raw_adapt.fitted_groups(run) is not None:
+        return raw_adapt.finished(run, seconds)
     return finished(run, seconds)
 
 

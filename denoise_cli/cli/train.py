@@ -235,8 +235,7 @@ def distill(fit_run: FitRunOpt, clean_dir: CleanArg = None, out: OutOpt = None, 
     plan = budget(time_budget, iterations)
     out = out or fit_run / "model"
     if api.raw_fit_groups(fit_run) is not None:
-        if (out / "checkpoint.safetensors").exists() and not resume:
-            raise ConfigError(f"distill run {out} exists: add --resume to continue it, or choose another --out")
+        api.check_run(out, resume, "distill run", "--out")
         return _distill_raw(fit_run, clean_dir, out, plan, device, seed, init)
     dev = _join(device, None if resume else batch, None if resume else lr)
     cfg, fitted, continuing = api.start_distill(
@@ -305,15 +304,13 @@ def _adapt_raw(run: Path, noisy_dir: Path, clean_dir, seconds: float, device: st
     """`adapt` on RAW files: measure the sensor noise (seconds), then fine-tune the RAW model for the whole budget;
     run again with a larger budget to continue."""
     from .. import api
-    from ..training.runs import Budget, Run
+    from ..training.runs import Budget
 
     if not clean_dir:
         raise ConfigError("adapting to RAW files trains on clean photos taken back to sensor data: give CLEAN_DIR")
-    if api.raw_fit_groups(run) is None:
-        _fit_raw(noisy_dir, run, resume=False)
-    out = run / "model"
-    if (out / "model.safetensors").exists() and Run(out).exists() \
-            and float(Run(out).metadata().get("elapsed", 0)) >= 0.99 * seconds:
+    if api.adapted_already(run, seconds):
         say(f"{run} has adapted already within {_seconds_text(seconds)} (a larger --time-budget trains it further)")
         return
-    _distill_raw(run, clean_dir, out, Budget(None, seconds), device, seed=0, hint=False)
+    if api.raw_fit_groups(run) is None:
+        _fit_raw(noisy_dir, run, resume=False)
+    _distill_raw(run, clean_dir, run / "model", Budget(None, seconds), device, seed=0, hint=False)

@@ -110,6 +110,13 @@ def learned_noise(model_file: str | Path) -> dict[tuple[str, float], SensorNoise
     return {(g.camera, g.iso): g.noise for g in groups}
 
 
+def finished(run: str | Path, seconds: float) -> bool:
+    """Whether a RAW adapt run has its model and trained it for ``seconds`` (a larger budget continues it)."""
+    model = Run(Path(run) / "model")
+    return (model.path / "model.safetensors").exists() and model.exists() \
+        and float(model.metadata().get("elapsed", 0)) >= 0.99 * seconds
+
+
 def distill_raw(fit_run: str | Path, clean_dirs: list, out: str | Path, budget: Budget, device: torch.device, *,
                 init: str | None = None, patch: int = 128, batch: int = 16, lr: float = 2e-4, seed: int = 0,
                 reporter: Reporter = SILENT) -> Path:
