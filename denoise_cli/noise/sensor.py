@@ -115,24 +115,36 @@ FLAT_SHARE = 0.25
 _BINS = 16
 
 
+def noise_samples(planes: np.ndarray, max_pixels: int = 400_000, seed: int = 0) -> np.ndarray:
+    """What :func:`estimate_sensor_noise` reads of one frame of canonical planes: per green pair its brightness, the
+    difference of the two greens and the local activity of the scene (3×N float32), at most ``max_pixels`` of them
+    drawn at random, so that many large RAW files can be pooled in little memory."""
+    import cv2
+
+    g1, g2 = planes[..., 1].astype(np.float64), planes[..., 2].astype(np.float64)
+    mean = (g1 + g2) / 2
+    level = cv2.blur(mean, (3, 3)).ravel()
+    activity = cv2.blur(np.abs(cv2.Laplacian(cv2.blur(mean, (5, 5)), cv2.CV_64F)), (5, 5)).ravel()
+    out = np.stack([level, (g1 - g2).ravel(), activity]).astype(np.float32)
+    if out.shape[1] > max_pixels:
+        out = out[:, np.random.default_rng(seed).choice(out.shape[1], max_pixels, replace=False)]
+    return out
+
+
 def estimate_sensor_noise(planes: list[np.ndarray], bins: int = _BINS) -> SensorNoise:
     """Poisson–Gaussian (a, b) of canonical planes from noisy data alone, pooled over the given frames (one camera
-    at one ISO).
+    at one ISO); see :func:`fit_sensor_noise`."""
+    return fit_sensor_noise([noise_samples(p) for p in planes], bins)
+
+
+def fit_sensor_noise(samples: list[np.ndarray], bins: int = _BINS) -> SensorNoise:
+    """Poisson–Gaussian (a, b) from :func:`noise_samples` of one or more frames.
 
     The two green sites of a Bayer cell are diagonal neighbours: their difference is nearly free of the scene and
     carries twice the noise variance. Its robust spread (MAD) is read per brightness bin on the flattest quarter of
     each bin and a·x + b fitted to it (weighted least squares, a, b ≥ 0). One (a, b) serves all four planes: on raw
     values every colour site has the same conversion gain and read noise."""
-    import cv2
-
-    level, diff, activity = [], [], []
-    for p in planes:
-        g1, g2 = p[..., 1].astype(np.float64), p[..., 2].astype(np.float64)
-        mean = (g1 + g2) / 2
-        level.append(cv2.blur(mean, (3, 3)).ravel())
-        diff.append((g1 - g2).ravel())
-        activity.append(cv2.blur(np.abs(cv2.Laplacian(cv2.blur(mean, (5, 5)), cv2.CV_64F)), (5, 5)).ravel())
-    x, d, act = np.concatenate(level), np.concatenate(diff), np.concatenate(activity)
+    x, d, act = (v.astype(np.float64) for v in np.concatenate(samples, axis=1))
     centres, variances = [], []
     for part in np.array_split(np.argsort(x, kind="stable"), bins):
         if part.size < 16:

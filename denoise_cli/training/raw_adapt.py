@@ -22,7 +22,7 @@ from ..io import RAW_SUFFIXES, list_images
 from ..io.bayer import open_raw, read_planes
 from ..inference.raw import UNKNOWN_CAMERA
 from ..io.camera import camera_from_raw
-from ..noise.sensor import SensorNoise, estimate_sensor_noise, to_canonical
+from ..noise.sensor import SensorNoise, fit_sensor_noise, noise_samples, to_canonical
 from ..progress import SILENT, Reporter
 from ..registry.checkpoint import load_model, save_model
 from .loop import train_loop
@@ -59,10 +59,11 @@ class SensorGroup:
 
 
 def fit_raw(noisy_dir: str | Path, run: str | Path, reporter: Reporter = SILENT) -> list[SensorGroup]:
-    """Measure the sensor noise of a folder of RAW files per camera and ISO; written to RUN/sensor_noise.json.
+    """Measure the sensor noise of a folder of RAW files per camera and ISO; written to RUN/sensor_noise.json. Each
+    file is read once and only a sample of its pixels kept (noise.sensor.noise_samples), so memory stays small.
     Files that cannot be read, or whose sensor is not a Bayer one, are skipped (ImageError if none is left)."""
     files = list_images(noisy_dir)
-    groups: dict[tuple[str, float], list[np.ndarray]] = {}
+    groups: dict[tuple[str, float], list[np.ndarray]] = {}  # per camera and ISO: each file's noise samples
     reporter.start("fit", len(files), "measuring the sensor noise")
     skipped = []
     for i, f in enumerate(files):
@@ -75,12 +76,12 @@ def fit_raw(noisy_dir: str | Path, run: str | Path, reporter: Reporter = SILENT)
             continue
         cam = camera_from_raw(data)
         key = (cam.name if cam.known else UNKNOWN_CAMERA, float(cam.iso or 0))
-        groups.setdefault(key, []).append(to_canonical(frame.planes, frame.cfa))
+        groups.setdefault(key, []).append(noise_samples(to_canonical(frame.planes, frame.cfa), seed=i))
         reporter.update("fit", completed=i + 1)
     reporter.done("fit")
     if not groups:
         raise ImageError("no Bayer RAW file could be read in " + str(noisy_dir) + (f" ({skipped[0]})" if skipped else ""))
-    found = [SensorGroup(cam, iso, len(planes), estimate_sensor_noise(planes)) for (cam, iso), planes in groups.items()]
+    found = [SensorGroup(cam, iso, len(samples), fit_sensor_noise(samples)) for (cam, iso), samples in groups.items()]
     Path(run).mkdir(parents=True, exist_ok=True)
     (Path(run) / NOISE_FILE).write_text(json.dumps({"groups": [g.to_dict() for g in found], "skipped": skipped},
                                                    indent=2))
