@@ -45,7 +45,7 @@ def shipped(args: argparse.Namespace) -> None:
     rows = []
     registry = load_registry().entries
     for name, entry in registry.items():
-        if args.models and name not in args.models:
+        if args.models and name not in args.models or entry.channels == 4:  # RAW models: benchmarks/raw_scenes
             continue
         den = load_denoiser(name, device="auto", precision="fp32", ensemble=args.ensemble)
         for case, recorded in entry.metrics.items():
@@ -116,7 +116,8 @@ def main() -> None:
     limit = 3 if args.quick and args.limit is None else args.limit
     noises = args.noises or (["awgn:25"] if args.quick else NOISES)
 
-    methods = {name: load_denoiser(name, device="auto", precision="fp32") for name in load_registry().entries}
+    methods = {name: load_denoiser(name, device="auto", precision="fp32")
+               for name, entry in load_registry().entries.items() if entry.channels != 4}  # not the RAW models
     if not args.no_bm3d:
         methods["BM3D/CBM3D"] = None
     results = []
