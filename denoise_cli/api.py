@@ -43,8 +43,12 @@ def load_denoiser(weights: str | os.PathLike | None = None, *, device: str = "au
     gray = None
     if weights is None and (gray_path := resolve_default_gray()) is not None:
         gray = load_model(gray_path)
-    return Denoiser(load_model(resolve(weights)), pick_device(device), precision, tile, overlap, gray_model=gray,
-                    ensemble=ensemble, strength=strength)
+    model = load_model(resolve(weights))
+    if model.config.channels == 4:
+        raise ConfigError(f"{weights} is a RAW model (it denoises a RAW file's Bayer planes): give it to "
+                          "--raw-weights for camera RAW files")
+    return Denoiser(model, pick_device(device), precision, tile, overlap, gray_model=gray, ensemble=ensemble,
+                    strength=strength)
 
 
 def load_raw_denoiser(weights: str | os.PathLike | None = None, *, device: str = "auto", precision: str = "auto",

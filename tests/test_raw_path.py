@@ -183,3 +183,12 @@ def test_without_a_raw_profile_or_raw_weights_raw_files_are_developed_first(tmp_
     r = run_cli("denoise", str(tmp_path / "shot.dng"), env={"DENOISE_CLI_PROFILES": str(tmp_path / "profiles")})
     assert r.returncode == 0, r.stderr
     assert b"demosaiced to sRGB" in r.stderr and b"before demosaicking" not in r.stderr
+
+
+def test_a_raw_model_given_as_weights_for_photos_is_one_usage_line(tmp_path):
+    _identity_raw_model(tmp_path / "raw.safetensors")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "p.png")
+    r = run_cli("denoise", str(tmp_path / "p.png"), "--weights", str(tmp_path / "raw.safetensors"))
+    assert r.returncode == 2 and b"is a RAW model" in r.stderr and b"--raw-weights" in r.stderr
