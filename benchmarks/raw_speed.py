@@ -43,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "shot.dng"
         write_dng(src, h, w)
-        for name, extra in (("RAW path (Bayer planes, then developed)", []),
+        for name, extra in (("RAW path (`--raw-domain`: Bayer planes, then developed)", ["--raw-domain"]),
                             ("today's path (--no-raw-domain: developed, then the sRGB default)", ["--no-raw-domain"])):
             runs = [cli_run(["denoise", str(src), "-o", str(Path(d) / "out"), "--overwrite", "-q", *extra])
                     for _ in range(args.repeats)]
