@@ -13,7 +13,8 @@ Methods: the noisy DNG developed; today's `denoise` path with --no-raw-domain (d
 the classical RAW-domain baseline given the true (a, b), and with (a, b) estimated from the noisy file: generalized
 Anscombe transform, BM3D on each Bayer plane, the closed-form unbiased inverse, then the same development; the RAW
 path (`denoise` on the file: the RAW default on the Bayer planes, blind), the same model given the true (a, b), and a
-model adapted to one level (`--adapted LEVEL=FILE`, blind). The "outside" level has a read noise beyond the RAW
+model adapted to one level (`--adapted LEVEL=FILE`, given the noise it measured for the files' camera, as
+`denoise` gives it). The "outside" level has a read noise beyond the RAW
 default's prior. PSNR on 0–255 after a per-channel gain match. Writes results/raw_scenes.{md,json}.
 """
 
@@ -28,7 +29,9 @@ import numpy as np
 
 from denoise_cli.api import load_denoiser, load_raw_denoiser
 from denoise_cli.io import list_images, read_image
+from denoise_cli.inference.raw import camera_key
 from denoise_cli.io.bayer import develop, open_raw, put_planes, read_planes
+from denoise_cli.io.camera import camera_from_raw
 from denoise_cli.io.dng import dng_bytes
 from denoise_cli.noise import anscombe
 from denoise_cli.noise.levels import NoiseLevels, poisson_gaussian
@@ -113,7 +116,8 @@ def main() -> None:
                     "raw": lambda: raw_model.develop_denoised(noisy, auto_bright=False) / 65535,
                     "raw_true": lambda: raw_model.develop_denoised(noisy, noise=SensorNoise.uniform(a, b),
                                                                    auto_bright=False) / 65535,
-                    "raw_adapted": lambda: adapted[level].develop_denoised(noisy, auto_bright=False) / 65535}
+                    "raw_adapted": lambda: adapted[level].develop_denoised(  # as `denoise` runs it: the file's camera
+                        noisy, camera_key(camera_from_raw(noisy)), auto_bright=False) / 65535}
             for method in methods:
                 run = runs[method]
                 t = time.perf_counter()
@@ -128,7 +132,7 @@ def main() -> None:
              "classical": "GAT + BM3D per Bayer plane, true (a, b)",
              "classical_blind": "the same, (a, b) estimated from the file",
              "raw": "RAW path: RAW default, blind", "raw_true": "RAW default given the true (a, b)",
-             "raw_adapted": "RAW model adapted to the sensor, blind"}
+             "raw_adapted": "RAW model adapted to the sensor (its measured noise)"}
     cols = [k for k in names if any(k in r for r in rows)]
     lines = ["Synthetic RAW scenes (CBSD68, 14-bit DNG, Poisson–Gaussian a·x + b); PSNR (dB) after a per-channel gain "
              f"match, mean over the scenes; RAW model {args.raw_weights or 'the registry default'}.", "",

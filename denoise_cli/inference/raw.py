@@ -11,13 +11,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..io import Photo
+from ..io import Camera, Photo
 from ..io.bayer import develop, open_raw, put_planes, read_planes
 from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
 from ..registry.profiles import choose
 from .denoiser import Denoiser
 
 UNKNOWN_CAMERA = "unknown camera"  # what a RAW fit files photos without a camera name under
+
+
+def camera_key(camera: Camera) -> tuple[str, float]:
+    """How a RAW model's noise table names a file's camera and ISO (as a RAW fit filed it)."""
+    return camera.name if camera.known else UNKNOWN_CAMERA, float(camera.iso or 0)
 
 
 @dataclass
@@ -83,9 +88,7 @@ class SensorJob:
         self.device = raw.device
 
     def denoise(self, pixels: np.ndarray, notices: list[str] | None = None, on_tile=None) -> np.ndarray:
-        camera = self.photo.camera
-        key = (camera.name if camera.known else UNKNOWN_CAMERA, float(camera.iso or 0))
-        out = self.raw.develop_denoised(self.photo.sensor, key, notices, on_tile)
+        out = self.raw.develop_denoised(self.photo.sensor, camera_key(self.photo.camera), notices, on_tile)
         if notices is not None:  # the reader's note on today's path no longer applies
             notices[:] = [n for n in notices if not n.startswith("camera RAW demosaiced")]
         return out if pixels.dtype == np.uint16 else out.astype(np.float32) / 65535

@@ -20,7 +20,7 @@ import torch
 from ..errors import ConfigError, ImageError
 from ..io import RAW_SUFFIXES, list_images
 from ..io.bayer import open_raw, read_planes
-from ..inference.raw import UNKNOWN_CAMERA
+from ..inference.raw import camera_key
 from ..io.camera import camera_from_raw
 from ..noise.sensor import SensorNoise, fit_sensor_noise, noise_samples, to_canonical
 from ..progress import SILENT, Reporter
@@ -74,9 +74,8 @@ def fit_raw(noisy_dir: str | Path, run: str | Path, reporter: Reporter = SILENT)
         except ImageError as e:
             skipped.append(f"{f.name}: {e}")
             continue
-        cam = camera_from_raw(data)
-        key = (cam.name if cam.known else UNKNOWN_CAMERA, float(cam.iso or 0))
-        groups.setdefault(key, []).append(noise_samples(to_canonical(frame.planes, frame.cfa), seed=i))
+        samples = noise_samples(to_canonical(frame.planes, frame.cfa), seed=i)
+        groups.setdefault(camera_key(camera_from_raw(data)), []).append(samples)
         reporter.update("fit", completed=i + 1)
     reporter.done("fit")
     if not groups:
