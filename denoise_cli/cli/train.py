@@ -171,7 +171,7 @@ def _sensor_line(group) -> str:
             f"of white in the shadows, {sigma(0.18):.2f} % at mid-grey (a = {a:.3g}, b = {b:.3g})")
 
 
-def _fit_raw(noisy_dir: Path, run: Path, resume: bool) -> None:
+def _fit_raw(noisy_dir: Path, run: Path, resume: bool, hint: bool = True) -> None:
     """`fit` on RAW files: the sensor noise per camera and ISO, measured from the files (no network to train)."""
     from .. import api
 
@@ -181,8 +181,8 @@ def _fit_raw(noisy_dir: Path, run: Path, resume: bool) -> None:
         groups = api.fit_raw(noisy_dir, run, resume=resume, reporter=reporter)
     for g in groups:
         say(f"  {_sensor_line(g)}")
-    say(f"done: kept in {run / 'sensor_noise.json'}; next: `denoise-cli distill --fit {run} CLEAN_DIR` trains the RAW "
-        "model on it")
+    say(f"done: kept in {run / 'sensor_noise.json'}" + (f"; next: `denoise-cli distill --fit {run} CLEAN_DIR` trains the "
+                                                         "RAW model on it" if hint else ""))
 
 
 def _distill_raw(fit_run: Path, clean_dir, out: Path, plan, device: str, seed: int, init: str = "auto",
@@ -312,5 +312,5 @@ def _adapt_raw(run: Path, noisy_dir: Path, clean_dir, seconds: float, device: st
         say(f"{run} has adapted already within {_seconds_text(seconds)} (a larger --time-budget trains it further)")
         return
     if api.raw_fit_groups(run) is None:
-        _fit_raw(noisy_dir, run, resume=False)
+        _fit_raw(noisy_dir, run, resume=False, hint=False)
     _distill_raw(run, clean_dir, run / "model", Budget(None, seconds), device, seed=0, hint=False)
