@@ -4,6 +4,7 @@ baseline and the RAW path side by side.
     python -m benchmarks.raw_scenes                  # 6 CBSD68 scenes × 4 levels
     python -m benchmarks.raw_scenes --images 2       # a quick look
     python -m benchmarks.raw_scenes --raw-weights FILE --adapted outside=FILE   # another RAW model; an adapted one
+    python -m benchmarks.raw_scenes --levels outside --adapted outside=FILE     # one level again, the others kept
 
 Each clean photo is taken back to linear light (sRGB curve undone), mosaicked (RGGB) and given Poisson–Gaussian
 sensor noise of variance a·x + b (x in [0,1] of the white level), then stored as a 14-bit DNG (black 512, white
@@ -128,6 +129,11 @@ def main() -> None:
         rows.append({"level": level, "a": a, "b": b, "images": len(files),
                      **{k: float(np.mean(v)) for k, v in scores.items()},
                      "seconds": {k: v / len(files) for k, v in seconds.items()}})
+    old = OUT / "raw_scenes.json"
+    if set(args.levels) != set(LEVELS) and old.exists():  # some levels re-measured: keep the others' rows
+        kept = [r for r in json.loads(old.read_text())["rows"] if r["level"] not in args.levels]
+        rows = sorted(kept + rows, key=lambda r: list(LEVELS).index(r["level"]))
+        args.adapted = sorted(set(args.adapted) | set(json.loads(old.read_text()).get("adapted", [])))
     names = {"noisy": "noisy", "today": "today's path (develop, then the sRGB default)",
              "classical": "GAT + BM3D per Bayer plane, true (a, b)",
              "classical_blind": "the same, (a, b) estimated from the file",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.speed import cli_run, machine, test_image
+from benchmarks.speed import ROOT, cli_run, machine, test_image
 from denoise_cli.io.dng import dng_bytes
 from denoise_cli.noise.pipeline import mosaic, srgb_to_linear
 
@@ -26,7 +28,14 @@ OUT = Path(__file__).resolve().parent / "results"
 
 
 def write_dng(path: Path, h: int, w: int) -> None:
-    """A smooth test scene as a noisy 14-bit RGGB DNG (black 512, white 16383)."""
+    """A smooth test scene as a noisy 14-bit RGGB DNG (black 512, white 16383), made in its own process: a child
+    inherits its parent's peak memory across fork and exec, so this one must stay small for the RSS readings."""
+    code = ("import sys, pathlib; from benchmarks.raw_speed import make_dng; "
+            f"make_dng(pathlib.Path(sys.argv[1]), {h}, {w})")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=ROOT)
+
+
+def make_dng(path: Path, h: int, w: int) -> None:
     lin = mosaic(srgb_to_linear(test_image(h, w)), "RGGB")
     noisy = lin + np.random.default_rng(0).standard_normal(lin.shape) * np.sqrt(4e-3 * lin + 2e-4)
     raw = np.clip(np.round(noisy * (16383 - 512) + 512), 0, 16383).astype(np.uint16)

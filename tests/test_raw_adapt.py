@@ -103,3 +103,25 @@ def test_a_raw_profile_is_not_used_for_developed_photos(tmp_path):
     cam = Camera("Cam", "X", 800.0)
     assert choose([raw, rgb], cam) is rgb and choose([raw, rgb], cam, raw=True) is raw
     assert choose([raw], cam) is None
+
+
+def test_adapt_on_raw_files_with_a_profile_then_denoise_picks_it_by_camera(tmp_path):
+    """The photographer's path: adapt on RAW files with --profile, then a plain `denoise` of a RAW file from that
+    camera uses the profile (and the noise it measured); a second adapt with the same budget trains nothing."""
+    _noisy_dngs(tmp_path / "raw", n=1)
+    _clean_photos(tmp_path / "clean")
+    env = {"DENOISE_CLI_PROFILES": str(tmp_path / "profiles")}
+    args = ["adapt", "--run", str(tmp_path / "run"), str(tmp_path / "raw"), str(tmp_path / "clean"), "--time-budget",
+            "3s", "--profile", "testcam-raw"]
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    assert b"stored as profile testcam-raw" in r.stderr
+    r = run_cli("profiles", "list", env=env)
+    assert b"testcam-raw" in r.stdout and b"RAW files" in r.stdout
+    r = run_cli("denoise", str(tmp_path / "raw" / "shot0.dng"), "-o", str(tmp_path / "out"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert b"RAW profile testcam-raw" in r.stderr and b"the noise learned for this camera and ISO" in r.stderr
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0 and b"adapted already" in r.stderr
+
+

@@ -192,3 +192,26 @@ def test_a_raw_model_given_as_weights_for_photos_is_one_usage_line(tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "p.png")
     r = run_cli("denoise", str(tmp_path / "p.png"), "--weights", str(tmp_path / "raw.safetensors"))
     assert r.returncode == 2 and b"is a RAW model" in r.stderr and b"--raw-weights" in r.stderr
+
+
+def test_the_raw_default_is_embedded_verifies_and_reads_four_planes_and_four_guides():
+    from denoise_cli.registry import weights as W
+
+    reg = W.load_registry()
+    entry = reg.get(reg.default_raw)
+    assert entry.embedded and entry.channels == 4
+    path = W.resolve(reg.default_raw)
+    assert W.sha256_file(path) == entry.sha256
+    config = load_model(path).config
+    assert (config.channels, config.guides) == (4, 4)
+
+
+def test_raw_domain_uses_the_raw_default(tmp_path):
+    (tmp_path / "shot.dng").write_bytes(dng_bytes(_scene(), "GBRG", 512, 16383))
+    r = run_cli("denoise", str(tmp_path / "shot.dng"), "--raw-domain", "--json",
+                env={"DENOISE_CLI_PROFILES": str(tmp_path / "profiles")})
+    assert r.returncode == 0, r.stderr
+    assert b"GBRG Bayer planes, blind" in r.stderr
+    import json
+
+    assert json.loads(r.stdout)["weights_raw"] == "raw-bayer-small"
