@@ -34,7 +34,7 @@ def weights_list(as_json: Annotated[bool, flag("--json", help="Print JSON instea
     table.add_column("measured PSNR (dB)", no_wrap=True)
     for r in rows:
         role = "\n[bold]default for colour[/]" if r["default"] else "\n[bold]default for gray[/]" if r["default_gray"] \
-            else "\n[bold]default for camera RAW[/]" if r["default_raw"] else ""
+            else "\n[bold]RAW model for --raw-domain[/]" if r["default_raw"] else ""
         where = "built in" if r["source"] == "embedded" else f"Hub, {r['size_mb']} MB" + (", downloaded" if r["local"] else "")
         kind = {1: "gray images", 3: "colour images", 4: "camera RAW (Bayer planes)"}.get(r["channels"], "images")
         use = r["use"] or f"{kind}, {r['noise']} noise"
