@@ -17,9 +17,6 @@ import torch
 from ..io.bayer import BAYER_LAYOUTS, pack
 from .pipeline import colour_matrix, mosaic, srgb_to_linear, untone
 
-CANONICAL = "RGGB"
-
-
 @dataclass(frozen=True)
 class SensorNoise:
     """Poisson–Gaussian sensor noise per plane (canonical order): variance a[c]·x + b[c] on [0,1] of the white

@@ -18,17 +18,17 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ImageError
-from ..io import RAW_SUFFIXES, list_images
-from ..io.bayer import open_raw, read_planes
 from ..inference.raw import camera_key
+from ..io import RAW_SUFFIXES, list_images, write_bytes_atomic
+from ..io.bayer import open_raw, read_planes
 from ..io.camera import camera_from_raw
+from ..models.mwcnn import build_mwcnn
 from ..noise.sensor import SensorNoise, fit_sensor_noise, noise_samples, to_canonical
 from ..progress import SILENT, Reporter
 from ..registry.checkpoint import load_model, save_model
 from .loop import train_loop
 from .patches import random_patches
 from .pipeline_default import clean_pool
-from ..models.mwcnn import build_mwcnn
 from .raw_default import GUIDES, raw_loss, sensor_batch
 from .runs import Budget, Run
 
@@ -73,17 +73,17 @@ def fit_raw(noisy_dir: str | Path, run: str | Path, reporter: Reporter = SILENT)
                 frame = read_planes(raw)
         except ImageError as e:
             skipped.append(f"{f.name}: {e}")
-            continue
-        samples = noise_samples(to_canonical(frame.planes, frame.cfa), seed=i)
-        groups.setdefault(camera_key(camera_from_raw(data)), []).append(samples)
+        else:
+            samples = noise_samples(to_canonical(frame.planes, frame.cfa), seed=i)
+            groups.setdefault(camera_key(camera_from_raw(data)), []).append(samples)
         reporter.update("fit", completed=i + 1)
     reporter.done("fit")
     if not groups:
         raise ImageError("no Bayer RAW file could be read in " + str(noisy_dir) + (f" ({skipped[0]})" if skipped else ""))
     found = [SensorGroup(cam, iso, len(samples), fit_sensor_noise(samples)) for (cam, iso), samples in groups.items()]
     Path(run).mkdir(parents=True, exist_ok=True)
-    (Path(run) / NOISE_FILE).write_text(json.dumps({"groups": [g.to_dict() for g in found], "skipped": skipped},
-                                                   indent=2))
+    write_bytes_atomic(Path(run) / NOISE_FILE, json.dumps({"groups": [g.to_dict() for g in found],
+                                                           "skipped": skipped}, indent=2).encode())
     return found
 
 
