@@ -1,15 +1,15 @@
 """Does a camera pipeline calibrated from noisy photos alone make the camera's noise? Per PolyU camera, statistic by
 statistic, against the truth (noisy − reference).
 
-    python -m benchmarks.pipeline_fidelity                 # blind: stand-in scenes are the photos denoised by NLM
+    python -m benchmarks.pipeline_fidelity                 # blind, as `fit` calibrates: scenes = the photos by NLM
     python -m benchmarks.pipeline_fidelity --oracle        # control: the references as stand-in scenes
 
-`noise.calibrate` sees the camera's noisy crops (and, blind, their NLM-denoised copies) and the JPEG settings read
-from the files, never a reference; the references only measure the result. The calibrated pipeline's noise is then
-drawn on the references and measured like the truth: σ per channel and brightness (8 bins), the correlation of pixels
-1, 2 and 4 apart, R–G and B–G, away from the quarter of pixels at the references' strongest edges (there the
-difference holds misalignment and JPEG ringing, not noise). Target: every statistic within 15 %. Writes
-results/pipeline_fidelity{,-oracle}.{md,json}.
+`noise.calibrate` sees 8 centre crops (256²) of the camera's noisy photos (and, blind, their NLM-denoised copies,
+exactly as `fit` calls it) and the JPEG settings read from the files, never a reference; the references only measure
+the result. The calibrated pipeline's noise is then drawn on the references and measured like the truth: σ per
+channel and brightness (8 bins), the correlation of pixels 1, 2 and 4 apart, R–G and B–G, away from the quarter of
+pixels at the references' strongest edges (there the difference holds misalignment and JPEG ringing, not noise).
+Target: every statistic within 15 %. Writes results/pipeline_fidelity{,-oracle}.{md,json}.
 """
 
 from __future__ import annotations
@@ -18,23 +18,16 @@ import argparse
 import json
 import time
 
-import cv2
 import numpy as np
 
 from benchmarks.noise_fidelity import OUT, POLYU, strong_edges
 from denoise_cli.io import list_images, read_image
-from denoise_cli.noise.calibrate import calibrate
+from denoise_cli.noise.calibrate import calibrate, calibrate_photos, crops_of
 from denoise_cli.noise.jpeg_settings import jpeg_settings
 from denoise_cli.noise.pipeline import finish, render
 from denoise_cli.noise.statistics import LAGS, PAIRS, NoiseStats, relative_errors
 
 TOLERANCE = 0.15
-CROPS = 8  # noisy crops per camera the calibration sees (256² each, from the top-left)
-
-
-def nlm(y: np.ndarray) -> np.ndarray:
-    """A stand-in for the clean scene, from the noisy photo alone."""
-    return cv2.fastNlMeansDenoisingColored(np.round(y * 255).astype(np.uint8), None, 6, 6, 7, 21).astype(np.float32) / 255
 
 
 def main() -> None:
@@ -48,10 +41,10 @@ def main() -> None:
     for cam, names in sorted(by_camera.items()):
         ys = [read_image(POLYU / "noisy" / n).pixels for n in names]
         xs = [read_image(POLYU / "clean" / n).pixels for n in names]
-        scenes = xs if args.oracle else [nlm(y) for y in ys[:CROPS]]
         t0 = time.time()
-        p, info = calibrate([y[:256, :256] for y in ys[:CROPS]], [s[:256, :256] for s in scenes[:CROPS]],
-                            jpeg=jpeg_settings(POLYU / "noisy" / names[0]))
+        jpeg = jpeg_settings(POLYU / "noisy" / names[0])
+        p, info = (calibrate(crops_of(ys), crops_of(xs), jpeg=jpeg) if args.oracle
+                   else calibrate_photos(ys, jpeg=jpeg))
         truth, model = NoiseStats(), NoiseStats()
         for i, (y, x) in enumerate(zip(ys, xs)):
             m = strong_edges(x)

@@ -10,12 +10,16 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from conftest import noisy_folder, run_cli
+from denoise_cli.errors import ConfigError
 from denoise_cli.io import Photo, read_image, write_image
 from denoise_cli.models.mwcnn import build_mwcnn
 from denoise_cli.training.patches import random_patches
 from denoise_cli.training.runs import Run
-from denoise_cli.training.distill import DistillConfig, make_step_loss, parse_noise_scale, saved_distill_config, synthesize
+from denoise_cli.training.distill import (DistillConfig, make_step_loss, noise_source, parse_noise_scale,
+                                         saved_distill_config, synthesize)
 from denoise_cli.training.fit_config import FitConfig
+from denoise_cli.noise.calibrate import load_pipeline
+from denoise_cli.noise.pipeline import CameraPipeline
 from denoise_cli.training.stage1 import Stage1
 
 
@@ -30,7 +34,8 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     d = noisy_folder(tmp_path, 3)
     clean = _clean_folder(tmp_path)
     run = tmp_path / "run"
-    assert run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16").returncode == 0
+    r = run_cli("fit", str(d), "--run", str(run), "--iterations", "2", "--patch", "8", "--batch", "16")
+    assert r.returncode == 0 and b"noise reduction" in r.stderr  # the calibrated camera, in words
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "3", "--patch", "32", "--batch", "4")
     assert r.returncode == 0, r.stderr
     assert (run / "model" / "model.safetensors").exists() and "sha256" in (run / "model" / "entry.toml").read_text()
@@ -48,6 +53,12 @@ def test_distill_after_fit_gives_weights_denoise_can_use(tmp_path):
     r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "1", "--noise-scale", "2:1",
                 "--out", str(tmp_path / "other"))
     assert r.returncode == 2 and b"--noise-scale" in r.stderr and not (tmp_path / "other").exists()
+    assert load_pipeline(run / "camera_pipeline.json").jpeg_quality is None  # colour photos: a camera calibrated
+    assert "pipeline" in json.loads((run / "noise_report.json").read_text())  # ... and reported (PNGs: no JPEG)
+    r = run_cli("distill", str(clean), "--fit", str(run), "--iterations", "2", "--patch", "32", "--batch", "4",
+                "--noise-model", "pipeline", "--pairs-share", "0", "--out", str(tmp_path / "piped"))
+    assert r.returncode == 0, r.stderr
+    assert "--noise-model pipeline" in (tmp_path / "piped" / "entry.toml").read_text()
     r = run_cli("weights", "export", str(run / "model"), str(tmp_path / "hub"))
     assert r.returncode == 0, r.stderr
     assert {p.name for p in (tmp_path / "hub").iterdir()} == {"model.safetensors", "config.json", "entry.toml", "README.md"}
@@ -65,6 +76,21 @@ def test_synthesized_noise_follows_the_noise_model():
         scaled = (synthesize(stage, x, torch.full((2,), 2.0)) - x).std(dim=(0, 2, 3)) * 255
         assert torch.allclose(scaled, 2 * expected, rtol=0.15, atol=1.0)  # --noise-scale: blind ranges
         assert torch.equal(synthesize(stage, x, torch.zeros(2)), torch.round(x * 255) / 255)
+
+
+def test_the_calibrated_camera_makes_the_patches_with_its_noise_scaled_per_patch(gray_fit):
+    camera = CameraPipeline(shot=(2e-3,) * 3, read=(1e-5,) * 3)
+    cfg = DistillConfig(fit_run=str(gray_fit), clean_dir=[], noise_model="pipeline")
+    source = noise_source(cfg, None, None, camera, np.random.default_rng(0))
+    x = torch.full((2, 3, 64, 64), 0.4)
+    y = source(x, torch.tensor([1.0, 2.0]))
+    assert y.shape == x.shape and torch.equal(y, torch.round(y * 255) / 255)  # 8-bit photos
+    sd = (y - x).std(dim=(1, 2, 3))
+    assert 1.7 < float(sd[1] / sd[0]) < 2.3 and float(sd[0]) * 255 > 2  # d scales σ
+    with pytest.raises(ConfigError, match="no calibrated camera pipeline"):
+        noise_source(cfg, None, None, None)
+    with pytest.raises(ConfigError, match="noise model"):
+        DistillConfig(fit_run=str(gray_fit), clean_dir=[], noise_model="camera")
 
 
 def test_stage1_weight_and_precision_are_set_and_recorded(tmp_path, gray_fit):

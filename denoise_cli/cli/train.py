@@ -98,6 +98,14 @@ def _learned_line(report: dict) -> str:
     if corr:
         h = sum(c[1] for c in corr["horizontal"]) / len(corr["horizontal"])
         line += f"; neighbouring pixels' noise correlates at {h:.2f} (0: fine grain, 1: blotches)"
+    camera = report.get("pipeline")
+    if camera:
+        smoothing = [f"{what} over {camera[key]:.1f} px" for what, key in (("colour", "chroma_blur"),
+                                                                            ("brightness", "luma_blur")) if camera[key]]
+        line += ("; the camera's own noise reduction smooths " + " and ".join(smoothing) if smoothing
+                 else "; no sign of in-camera noise reduction")
+        if camera["sharpen"]:
+            line += f", sharpening {camera['sharpen']:.1f}"
     return line
 
 
@@ -210,7 +218,7 @@ LrOpt = Annotated[Optional[float], typer.Option(show_default=False, help="Adam l
 ScaleOpt = Annotated[str, typer.Option(metavar="LO:HI", help="Scale the learned noise by d ~ U(LO, HI) per patch; 0:2 from a σ=25 fit gives a blind model for σ up to 50.")]
 Stage1WeightOpt = Annotated[Optional[float], typer.Option(min=0.0, show_default=False, help="Weight λ of the (noisy photo, stage-1 result) pairs in the loss; 0: synthetic pairs only \\[default: 1 for a real-mode fit, 0.1 (the paper) otherwise].")]
 PairsOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, metavar="SHARE", show_default=False, help="Share of each batch taken from your photos with their stage-1 results; the rest is clean images with synthesised noise \\[default: 1 for a real-mode fit (camera noise is correlated; see the README), 1/8 (the paper) otherwise].")]
-NoiseModelOpt = Annotated[Literal["auto", "correlated", "cnnest"], typer.Option(help="Noise to train on: correlated (the fit's spatially correlated model of real photos), cnnest (the paper's per-pixel model), or auto: correlated where the fit has it.")]
+NoiseModelOpt = Annotated[Literal["auto", "correlated", "cnnest", "pipeline"], typer.Option(help="Noise to train on: correlated (the fit's spatially correlated model of real photos), pipeline (the camera pipeline calibrated from the colour photos: sensor noise through demosaicking, colour, tone, noise reduction and JPEG), cnnest (the paper's per-pixel model), or auto: correlated where the fit has it.")]
 PassesOpt = Annotated[int, typer.Option(min=1, help="cnnest only: read the noise model N times, each at the previous pass's noisy draw; 1 reads it at the clean image (the paper), 2 at a noisy one, like the photos it learned from.")]
 KeepOpt = Annotated[Literal["best", "last"], typer.Option(help="best: the weights the self-score rates highest, stopping early once it stops improving; last: train the whole budget and keep the final weights, unscored (when the score cannot be trusted, e.g. a fit over photos from many cameras).")]
 InitOpt = Annotated[str, typer.Option(metavar="WEIGHTS|auto|none", help="Start from these weights (a registry name, a file or a distill folder): fine-tunes a trained model to this fit's noise; auto: the shipped colour default for a small model from a real-mode fit, else none (random weights).")]

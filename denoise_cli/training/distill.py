@@ -26,6 +26,7 @@ from ..registry.checkpoint import load_model, save_model
 from ..errors import ConfigError
 from ..io import read_rgb_folder
 from ..noise.correlated import CorrelatedNoise
+from ..noise.pipeline import CameraPipeline, render
 from ..models.mwcnn import build_mwcnn
 from .patches import ImagePool, random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pd_down, pd_up
@@ -58,6 +59,9 @@ REAL_MODE = {"noisy_fraction": 1.0, "lam": 1.0}
 
 
 
+NOISE_MODELS = ("auto", "correlated", "cnnest", "pipeline")
+
+
 @dataclass
 class DistillConfig:
     fit_run: str
@@ -76,7 +80,8 @@ class DistillConfig:
     noise_passes: int = 2  # synthesize's passes: 1 reads the noise model at the clean x (the paper), 2 at a noisy draw
     # x + L(x)·n₀, the kind of input it learned from
     noise_model: str = "auto"  # "correlated" (the fit's spatially correlated model), "cnnest" (the paper's per-pixel
-    # one), or "auto": correlated where the fit run has one (real mode)
+    # one), "pipeline" (the camera pipeline calibrated from the photos: sensor noise through demosaicking, colour,
+    # tone, noise reduction and JPEG; real-mode colour fits), or "auto": correlated where the fit run has one
     keep: str = "best"  # "best": the weights the self-score rates highest, stopping once it stops improving; "last":
     # the whole budget and its final weights, unscored (for a noise model the score cannot be taken under, e.g. one
     # pooled over many cameras, whose level misses any one photo's)
@@ -84,6 +89,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.arch, DEFAULT_LR["small"])
+        if self.noise_model not in NOISE_MODELS:
+            raise ConfigError(f"noise model {self.noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         if self.keep not in ("best", "last"):
             raise ConfigError(f"keep must be best or last, not {self.keep!r}")
         if not self.lr > 0 or (self.lam or 0) < 0 or not 0 <= (self.noisy_fraction or 0) <= 1:
@@ -163,26 +170,60 @@ def synthesize(stage: Stage1, x: torch.Tensor, scale: torch.Tensor | None = None
 NoiseSource = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
+def _noise_kind(cfg: DistillConfig, correlated_model: CorrelatedNoise | None) -> str:
+    return cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if correlated_model else "cnnest")
+
+
 def _correlated(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> CorrelatedNoise | None:
     """The fit's correlated noise model when this distill draws from it (see DistillConfig.noise_model), else None."""
-    kind = cfg.noise_model if cfg.noise_model != "auto" else ("correlated" if correlated_model else "cnnest")
-    if kind == "cnnest":
+    if _noise_kind(cfg, correlated_model) != "correlated":
         return None
     if correlated_model is None:
         raise ConfigError(f"the fit run {cfg.fit_run} has no correlated noise model (fits in real mode make one)")
     return correlated_model.to(stage.device)
 
 
-def noise_probe(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None
-                ) -> Callable[[torch.Tensor], torch.Tensor]:
+def _pipeline(cfg: DistillConfig, correlated_model: CorrelatedNoise | None,
+              pipeline: CameraPipeline | None) -> CameraPipeline | None:
+    """The fit's calibrated camera pipeline when this distill draws from it, else None."""
+    if _noise_kind(cfg, correlated_model) != "pipeline":
+        return None
+    if pipeline is None:
+        raise ConfigError(f"the fit run {cfg.fit_run} has no calibrated camera pipeline (real-mode colour fits make "
+                          "one)")
+    return pipeline
+
+
+def _camera_photos(p: CameraPipeline, x: torch.Tensor, scale: torch.Tensor | None,
+                   rng: np.random.Generator) -> torch.Tensor:
+    """The camera's photos of clean patches x (N,3,H,W): its noise, σ times d per patch, 8-bit and JPEG."""
+    out = []
+    for i, xi in enumerate(x.permute(0, 2, 3, 1).cpu().numpy()):
+        cam = p if scale is None else p.scaled(float(scale[i]) ** 2)
+        out.append(render(xi, cam, rng))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype)
+
+
+def noise_probe(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None,
+                pipeline: CameraPipeline | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """``y → n``: one draw of the learned noise at the images y, from the model distill synthesises with (the
     self-score's probe)."""
+    camera = _pipeline(cfg, correlated_model, pipeline)
+    if camera is not None:
+        rng = np.random.default_rng(cfg.seed)
+        return lambda y: _camera_photos(camera, y, None, rng) - y
     model = _correlated(cfg, stage, correlated_model)
     return model.sample if model is not None else lambda y: _draw_noise(stage, y)
 
 
-def noise_source(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None) -> NoiseSource:
-    """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's correlated model or from CNNest."""
+def noise_source(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None,
+                 pipeline: CameraPipeline | None = None, rng: np.random.Generator | None = None) -> NoiseSource:
+    """``(x, d) → ỹ``: the noisy patches distill trains on, from the fit's calibrated camera pipeline, its correlated
+    model or CNNest."""
+    camera = _pipeline(cfg, correlated_model, pipeline)
+    if camera is not None:
+        draws = rng if rng is not None else np.random.default_rng(cfg.seed)
+        return lambda x, scale: _camera_photos(camera, x, scale, draws)
     model = _correlated(cfg, stage, correlated_model)
     if model is None:
         return lambda x, scale: synthesize(stage, x, scale, cfg.noise_passes)
@@ -227,12 +268,13 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def make_step_loss(cfg: DistillConfig, stage: Stage1, model: torch.nn.Module, clean: list[np.ndarray] | ImagePool,
                    pairs: list[np.ndarray], rng: np.random.Generator, device: torch.device,
-                   precision: str = "fp32", correlated: CorrelatedNoise | None = None) -> Callable[[int], torch.Tensor]:
+                   precision: str = "fp32", correlated: CorrelatedNoise | None = None,
+                   pipeline: CameraPipeline | None = None) -> Callable[[int], torch.Tensor]:
     """One batch's loss: ‖CDN(ỹ) − x‖² on synthesised pairs plus λ‖CDN(y) − x̂y‖² on the photos' share."""
     if cfg.noisy_fraction is None or cfg.lam is None:
         raise ValueError("DistillConfig.resolve() first: the batch's make-up depends on the fit's mode")
     c = stage.cfg.channels
-    noisy_of = noise_source(cfg, stage, correlated)
+    noisy_of = noise_source(cfg, stage, correlated, pipeline, rng)
     n_noisy = min(cfg.batch, max(1, round(cfg.batch * cfg.noisy_fraction))) if pairs and cfg.lam > 0 else 0
     align = FACTOR if stage.cfg.mode == "real" else 1
     patch = cfg.patch // align * align
@@ -320,9 +362,11 @@ def _distill(cfg: DistillConfig, out: Run, budget: Budget, device: torch.device,
     out.write_config({"stage": "distill", **asdict(cfg), "precision": precision})
     rng = np.random.default_rng([cfg.seed, budget.step])
     torch.manual_seed(cfg.seed + budget.step + 1_000_003 * parallel.rank())  # each rank's own synthesised noise
-    correlated = fit.correlated_noise()
-    step_loss = make_step_loss(cfg, stage, parallel.wrap(model), clean, pairs, rng, device, precision, correlated)
-    score = photo_score(model, [h[..., : stage.cfg.channels] for h in held], noise_probe(cfg, stage, correlated),
+    correlated, pipeline = fit.correlated_noise(), fit.camera_pipeline()
+    step_loss = make_step_loss(cfg, stage, parallel.wrap(model), clean, pairs, rng, device, precision, correlated,
+                               pipeline)
+    score = photo_score(model, [h[..., : stage.cfg.channels] for h in held],
+                        noise_probe(cfg, stage, correlated, pipeline),
                         device, cfg.seed) if held and cfg.keep == "best" else None
 
     start = time.perf_counter()

@@ -29,9 +29,10 @@ from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
 from ..noise.estimate import calibrated_noise
+from ..noise.calibrate import calibrate_photos, save_pipeline
 from ..noise.levels import NoiseLevels
 from .self_score import ScoreLog, holdout
-from .fit_config import CORRELATED_FILE, REPORT_FILE, FitConfig, Mode, auto_mode, saved_config
+from .fit_config import CORRELATED_FILE, PIPELINE_FILE, REPORT_FILE, FitConfig, Mode, auto_mode, saved_config
 from .stage1 import Objective, Stage1
 from .fit_run import FitRun
 from ..progress import SILENT, Reporter
@@ -157,6 +158,20 @@ def _train(noisy_dir: str | Path, run: Run, cfg: FitConfig, budget: Budget, devi
     return stage, held, levels
 
 
+def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, reporter: Reporter) -> dict:
+    """Fit the camera pipeline (noise.calibrate) to the photos and write it to the run; its numbers for the report."""
+    settings = (jpeg["quality"], jpeg["subsampling"]) if jpeg.get("photos") else None
+    sweeps = 8
+    reporter.start("calibrate", sweeps, "camera pipeline")
+    pipeline, info = calibrate_photos(images, jpeg=settings,
+                                      on_step=lambda *_: reporter.update("calibrate", advance=1))
+    reporter.done("calibrate")
+    if parallel.is_main():
+        save_pipeline(pipeline, run.path / PIPELINE_FILE, measured=info["target"], model=info["model"],
+                      distance=info["distance"])
+    return pipeline.to_dict()
+
+
 def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: list[Photo], images: list[np.ndarray],
             held: list[np.ndarray], levels: NoiseLevels, device: torch.device, reporter: Reporter) -> FitRun:
     """After training: choose the fusion, denoise every photo into RUN/denoised/, estimate the correlated noise (real
@@ -187,6 +202,8 @@ def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: 
         correlated = calibrated_noise(list(zip(images, means)), cfg.channels, stage.blind_mean, seed=cfg.seed)
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
         report["correlated"] = report_section(correlated)
+    if cfg.mode == "real" and cfg.channels == 3:
+        report["pipeline"] = _calibrate_pipeline(run, images, report["jpeg"], reporter)
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")
     parallel.barrier()

@@ -12,6 +12,7 @@ from .runs import Run
 
 CORRELATED_FILE = "correlated_noise.safetensors"
 REPORT_FILE = "noise_report.json"  # real mode: the spatially correlated model distill draws from
+PIPELINE_FILE = "camera_pipeline.json"  # real colour mode: the camera pipeline calibrated from the photos
 PHASE_B, PHASE_C = 0.4, 0.7  # default fractions of the budget where the likelihood phases start
 Mode = Literal["real", "synthetic"]
 

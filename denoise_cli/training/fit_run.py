@@ -12,7 +12,9 @@ import torch
 from ..errors import ConfigError
 from ..io import list_images, read_named, to_channels
 from ..noise.correlated import CorrelatedNoise, load_noise
-from .fit_config import CORRELATED_FILE, REPORT_FILE, FitConfig, saved_config
+from ..noise.calibrate import load_pipeline
+from ..noise.pipeline import CameraPipeline
+from .fit_config import CORRELATED_FILE, PIPELINE_FILE, REPORT_FILE, FitConfig, saved_config
 from .stage1 import Stage1
 from ..noise.levels import NoiseLevels
 from .runs import Run
@@ -68,6 +70,11 @@ class FitRun:
         """The spatially correlated noise model (real-mode fits), or None."""
         path = self.path / CORRELATED_FILE
         return load_noise(path) if path.exists() else None
+
+    def camera_pipeline(self) -> CameraPipeline | None:
+        """The camera pipeline calibrated from the photos (real-mode colour fits), or None."""
+        path = self.path / PIPELINE_FILE
+        return load_pipeline(path) if path.exists() else None
 
     def pairs(self) -> list[np.ndarray]:
         """Each noisy photo with its stage-1 result stacked on the channels (H×W×2C), so one crop cuts both."""
