@@ -5,6 +5,7 @@ baseline and the RAW path side by side.
     python -m benchmarks.raw_scenes --images 2       # a quick look
     python -m benchmarks.raw_scenes --raw-weights FILE --adapted outside=FILE   # another RAW model; an adapted one
     python -m benchmarks.raw_scenes --levels outside --adapted outside=FILE     # one level again, the others kept
+    python -m benchmarks.raw_scenes --methods raw raw_true   # a new RAW default: its columns again, the rest kept
 
 Each clean photo is taken back to linear light (sRGB curve undone), mosaicked (RGGB) and given Poisson–Gaussian
 sensor noise of variance a·x + b (x in [0,1] of the white level), then stored as a 14-bit DNG (black 512, white
@@ -45,6 +46,7 @@ DATA = ROOT.parent / "shared" / "data" / "test" / "CBSD68"
 LEVELS = {"low": (1e-3, 2e-5), "mid": (4e-3, 2e-4), "high": (1.2e-2, 1e-3),  # (a, b) on [0,1] of the white level
           "outside": (4e-3, 3e-3)}  # log10 b = 1.5·log10 a + 1.1: more read noise than the sensor prior spans
 BLACK, WHITE = 512, 16383
+METHODS = ("noisy", "today", "classical", "classical_blind", "raw", "raw_true", "raw_adapted")
 
 
 def scene(clean: np.ndarray, a: float, b: float, rng: np.random.Generator) -> tuple[bytes, bytes]:
@@ -94,6 +96,8 @@ def main() -> None:
     ap.add_argument("--adapted", action="append", default=[], metavar="LEVEL=FILE",
                     help="a RAW model adapted to one level's sensor, scored blind on that level")
     ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=list(LEVELS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                    help="measure these columns; the others keep their saved values")
     args = ap.parse_args()
     files = list_images(DATA)[: args.images]
     model = load_denoiser(None, device="cpu", precision="fp32")
@@ -103,8 +107,7 @@ def main() -> None:
     rows = []
     for level in args.levels:
         a, b = LEVELS[level]
-        methods = ["noisy", "today", "classical", "classical_blind", "raw", "raw_true"] + \
-            (["raw_adapted"] if level in adapted else [])
+        methods = [m for m in METHODS if m in args.methods and (m != "raw_adapted" or level in adapted)]
         scores: dict[str, list[float]] = {k: [] for k in methods}
         seconds: dict[str, float] = {k: 0.0 for k in scores}
         for i, f in enumerate(files):
@@ -130,8 +133,12 @@ def main() -> None:
                      **{k: float(np.mean(v)) for k, v in scores.items()},
                      "seconds": {k: v / len(files) for k, v in seconds.items()}})
     old = OUT / "raw_scenes.json"
-    if set(args.levels) != set(LEVELS) and old.exists():  # some levels re-measured: keep the others' rows
-        kept = [r for r in json.loads(old.read_text())["rows"] if r["level"] not in args.levels]
+    if (set(args.levels) != set(LEVELS) or set(args.methods) != set(METHODS)) and old.exists():
+        saved = {r["level"]: r for r in json.loads(old.read_text())["rows"]}  # what was not re-measured is kept
+        for r in rows:
+            r.update({k: v for k, v in saved.get(r["level"], {}).items() if k in METHODS and k not in r})
+            r["seconds"] = {**saved.get(r["level"], {}).get("seconds", {}), **r["seconds"]}
+        kept = [r for lv, r in saved.items() if lv not in args.levels]
         rows = sorted(kept + rows, key=lambda r: list(LEVELS).index(r["level"]))
         args.adapted = sorted(set(args.adapted) | set(json.loads(old.read_text()).get("adapted", [])))
     names = {"noisy": "noisy", "today": "today's path (develop, then the sRGB default)",
