@@ -46,7 +46,7 @@ DATA = ROOT.parent / "shared" / "data" / "test" / "CBSD68"
 LEVELS = {"low": (1e-3, 2e-5), "mid": (4e-3, 2e-4), "high": (1.2e-2, 1e-3),  # (a, b) on [0,1] of the white level
           "outside": (4e-3, 3e-3)}  # log10 b = 1.5·log10 a + 1.1: more read noise than the sensor prior spans
 BLACK, WHITE = 512, 16383
-METHODS = ("noisy", "today", "classical", "classical_blind", "raw", "raw_true", "raw_adapted")
+METHODS = ("noisy", "today", "classical", "classical_blind", "raw", "raw_estimated", "raw_true", "raw_adapted")
 
 
 def scene(clean: np.ndarray, a: float, b: float, rng: np.random.Generator) -> tuple[bytes, bytes]:
@@ -118,6 +118,8 @@ def main() -> None:
                     "classical": lambda: classical(noisy, a, b),
                     "classical_blind": lambda: classical(noisy),
                     "raw": lambda: raw_model.develop_denoised(noisy, auto_bright=False) / 65535,
+                    "raw_estimated": lambda: raw_model.develop_denoised(noisy, estimate=True,
+                                                                        auto_bright=False) / 65535,
                     "raw_true": lambda: raw_model.develop_denoised(noisy, noise=SensorNoise.uniform(a, b),
                                                                    auto_bright=False) / 65535,
                     "raw_adapted": lambda: adapted[level].develop_denoised(  # as `denoise` runs it: the file's camera
@@ -144,7 +146,8 @@ def main() -> None:
     names = {"noisy": "noisy", "today": "today's path (develop, then the sRGB default)",
              "classical": "GAT + BM3D per Bayer plane, true (a, b)",
              "classical_blind": "the same, (a, b) estimated from the file",
-             "raw": "RAW path: RAW default, blind", "raw_true": "RAW default given the true (a, b)",
+             "raw": "RAW path: RAW default, blind",
+             "raw_estimated": "RAW default given (a, b) measured from the file", "raw_true": "RAW default given the true (a, b)",
              "raw_adapted": "RAW model adapted to the sensor (its measured noise)"}
     cols = [k for k in names if any(k in r for r in rows)]
     lines = ["Synthetic RAW scenes (CBSD68, 14-bit DNG, Poisson–Gaussian a·x + b); PSNR (dB) after a per-channel gain "

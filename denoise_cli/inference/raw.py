@@ -13,7 +13,7 @@ import torch
 
 from ..io import Camera, Photo
 from ..io.bayer import develop, open_raw, put_planes, read_planes
-from ..noise.sensor import SensorNoise, from_canonical, noise_guides, to_canonical
+from ..noise.sensor import SensorNoise, estimate_sensor_noise, from_canonical, noise_guides, to_canonical
 from ..registry.profiles import choose
 from .denoiser import Denoiser
 
@@ -60,19 +60,24 @@ class RawDenoiser:
         return out if strength == 1.0 else planes - strength * (planes - out)
 
     def develop_denoised(self, data: bytes, camera: tuple[str, float] | None = None, notices: list[str] | None = None,
-                         on_tile=None, *, noise: SensorNoise | None = None, auto_bright: bool = True) -> np.ndarray:
+                         on_tile=None, *, noise: SensorNoise | None = None, auto_bright: bool = True,
+                         estimate: bool = False) -> np.ndarray:
         """A RAW file's bytes → its sensor data denoised and developed (H×W×3 uint16), with the noise learned for
-        ``camera`` (name, ISO) or given as ``noise``, else blind. ImageError for files whose sensor is not a 2×2 Bayer
-        one (io.read_image(sensor=True) keeps those out of the RAW way). ``auto_bright`` as in io.bayer.develop."""
+        ``camera`` (name, ISO) or given as ``noise``, else (``estimate``) measured from the file itself, else blind.
+        ImageError for files whose sensor is not a 2×2 Bayer one (io.read_image(sensor=True) keeps those out of the
+        RAW way). ``auto_bright`` as in io.bayer.develop."""
+        how = "given noise" if noise else "the noise learned for this camera and ISO"
         noise = noise or (self.noise_for(*camera) if camera else None)
         with open_raw(data) as raw:
             frame = read_planes(raw)
-            clean = self.planes(to_canonical(frame.planes, frame.cfa), noise, on_tile)
+            planes = to_canonical(frame.planes, frame.cfa)
+            if noise is None:
+                how, noise = ("the noise measured from the file", estimate_sensor_noise([planes])) if estimate \
+                    else ("blind", None)
+            clean = self.planes(planes, noise, on_tile)
             frame.planes = from_canonical(clean, frame.cfa)
             put_planes(raw, frame)
             if notices is not None:
-                how = "the noise learned for this camera and ISO" if noise and camera else "given noise" if noise \
-                    else "blind"
                 notices.append(f"camera RAW denoised before demosaicking ({frame.cfa} Bayer planes, {how}), "
                                "then developed (camera white balance), written as 16-bit")
             return develop(raw, auto_bright)
