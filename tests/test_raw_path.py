@@ -215,3 +215,18 @@ def test_raw_domain_uses_the_raw_default(tmp_path):
     import json
 
     assert json.loads(r.stdout)["weights_raw"] == "raw-bayer-small"
+
+
+def test_a_raw_model_can_be_guided_by_the_noise_measured_from_the_file_itself(tmp_path, monkeypatch):
+    from denoise_cli.api import load_raw_denoiser
+
+    _identity_raw_model(tmp_path / "id.safetensors")
+    model = load_raw_denoiser(str(tmp_path / "id.safetensors"), device="cpu", precision="fp32")
+    seen = []
+    monkeypatch.setattr(model, "planes", lambda planes, noise=None, on_tile=None: seen.append(noise) or planes)
+    data = dng_bytes(_scene(), "RGGB", 512, 16383)
+    notices: list[str] = []
+    model.develop_denoised(data, notices=notices, estimate=True)
+    assert isinstance(seen[-1], SensorNoise) and seen[-1].a[0] >= 0 and "measured from the file" in notices[-1]
+    model.develop_denoised(data, notices=notices)
+    assert seen[-1] is None and "blind" in notices[-1]
