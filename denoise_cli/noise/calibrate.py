@@ -26,6 +26,7 @@ SPACE: dict[str, tuple[float, float, float]] = {
     "luma_blur": (0.0, 1.5, 0.4), "chroma_blur": (0.0, 4.0, 1.0), "sharpen": (0.0, 1.5, 0.4), "contrast": (0.0, 0.9, 0.3),
 }
 CORRELATION_WEIGHT = 4.0  # a correlation error of 0.1 counts as a σ error of about 40 %
+SWEEPS = 8  # passes of the coordinate search, each with half the previous steps
 
 
 def pipeline_of(theta: dict[str, float], base: CameraPipeline) -> CameraPipeline:
@@ -54,7 +55,7 @@ def simulated_stats(p: CameraPipeline, scenes: list[np.ndarray], seed: int = 0) 
 
 
 def calibrate(noisy: list[np.ndarray], scenes: list[np.ndarray], *, jpeg: tuple[int, str] | None,
-              sweeps: int = 8, seed: int = 0, on_step: Callable[[int, float], None] | None = None
+              sweeps: int = SWEEPS, seed: int = 0, on_step: Callable[[int, float], None] | None = None
               ) -> tuple[CameraPipeline, dict]:
     """The pipeline whose noise on ``scenes`` (stand-ins for the clean photos) measures most like ``noisy``'s;
     returns it with the measurements {"target", "model", "distance"}."""

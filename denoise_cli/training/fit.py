@@ -29,7 +29,7 @@ from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
 from ..noise.estimate import calibrated_noise
-from ..noise.calibrate import calibrate_photos, save_pipeline
+from ..noise.calibrate import SWEEPS, calibrate_photos, save_pipeline
 from ..noise.levels import NoiseLevels
 from .self_score import ScoreLog, holdout
 from .fit_config import CORRELATED_FILE, PIPELINE_FILE, REPORT_FILE, FitConfig, Mode, auto_mode, saved_config
@@ -161,8 +161,7 @@ def _train(noisy_dir: str | Path, run: Run, cfg: FitConfig, budget: Budget, devi
 def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, reporter: Reporter) -> dict:
     """Fit the camera pipeline (noise.calibrate) to the photos and write it to the run; its numbers for the report."""
     settings = (jpeg["quality"], jpeg["subsampling"]) if jpeg.get("photos") else None
-    sweeps = 8
-    reporter.start("calibrate", sweeps, "camera pipeline")
+    reporter.start("calibrate", SWEEPS, "camera pipeline")
     pipeline, info = calibrate_photos(images, jpeg=settings,
                                       on_step=lambda *_: reporter.update("calibrate", advance=1))
     reporter.done("calibrate")
