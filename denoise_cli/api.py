@@ -396,24 +396,27 @@ def distill(config, out: str | os.PathLike, fitted, budget, device, *, precision
     return run_distill(config, Run(out), budget, device, precision=precision, fit=fitted, reporter=reporter)
 
 
-def adapted_already(run: str | os.PathLike, seconds: float) -> bool:
+def adapted_already(run: str | os.PathLike, seconds: float, recipe: str = "photos") -> bool:
     """Whether an adapt run has nothing left to do within ``seconds`` (a larger budget continues it); for RAW files
     as for photos."""
     from .training import raw_adapt
-    from .training.adapt import finished
+    from .training.adapt import RECIPE_FIT_SHARE, finished, recipe_settings
 
     if raw_adapt.fitted_groups(run) is not None:
         return raw_adapt.finished(run, seconds)
-    return finished(run, seconds)
+    recipe_settings(recipe)
+    return finished(run, seconds, RECIPE_FIT_SHARE[recipe])
 
 
 def adapt(noisy_dir: str | os.PathLike, clean_dirs: list, run: str | os.PathLike, seconds: float, device, *,
-          precision: str = "fp32", reporter: Reporter = SILENT):
+          precision: str = "fp32", recipe: str = "photos", reporter: Reporter = SILENT):
     """Fit then distill within one wall-time budget (training.adapt.Adapted: the noise report, the model, each stage's
-    budget); a run interrupted before continues where it stopped."""
+    budget), distill training on what ``recipe`` names (training.adapt.RECIPES); a run interrupted before continues
+    where it stopped."""
     from .training.adapt import adapt as run_adapt
 
-    return run_adapt(noisy_dir, clean_dirs, run, seconds, device, precision=precision, reporter=reporter)
+    return run_adapt(noisy_dir, clean_dirs, run, seconds, device, precision=precision, recipe=recipe,
+                     reporter=reporter)
 
 
 def raw_folder(folder: str | os.PathLike) -> bool:

@@ -281,3 +281,16 @@ def test_entry_of_a_model_made_without_clean_images_reads_as_whole_sentences(tmp
     entry = (out / "entry.toml").read_text()
     assert "stage-1 results (no clean images)" in entry and "; no clean images" in entry
     assert 'from "' not in entry and 'clean: "' not in entry
+
+
+def test_adapt_can_train_on_the_calibrated_camera_and_needs_clean_images_for_it(tmp_path):
+    d = noisy_folder(tmp_path, 3)
+    run = tmp_path / "cam"
+    r = run_cli("adapt", str(d), "--run", str(run), "--time-budget", "4s", "--train-on", "camera")
+    assert r.returncode == 2 and b"give CLEAN_DIR" in r.stderr and not run.exists()
+    r = run_cli("adapt", str(d), str(_clean_folder(tmp_path)), "--run", str(run), "--time-budget", "6s",
+                "--train-on", "camera")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert (saved["noise_model"], saved["noisy_fraction"], saved["keep"]) == ("pipeline", 0.0, "last")
+    assert (run / "camera_pipeline.json").exists() and (run / "model" / "model.safetensors").exists()

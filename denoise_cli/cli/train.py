@@ -264,17 +264,18 @@ def distill(fit_run: FitRunOpt, clean_dir: CleanArg = None, out: OutOpt = None, 
 
 AdaptRunOpt = Annotated[Path, typer.Option("--run", "--run-dir", metavar="DIR", help="Run folder (the fit in RUN, the model in RUN/model); under torchrun write --run-dir, as torchrun takes --run for its own --run-path.")]
 AdaptCleanArg = Annotated[Optional[list[Path]], typer.Argument(metavar="CLEAN_DIR", show_default=False, help="Unrelated clean images, for fits whose distill uses synthesised noise (not needed for colour photos).")]
-AdaptBudgetOpt = Annotated[str, typer.Option(metavar="DURATION", help="Total time: fit trains for 60 % of it, distill for what is left after fit has denoised your photos.")]
+AdaptBudgetOpt = Annotated[str, typer.Option(metavar="DURATION", help="Total time: fit trains for 60 % of it (15 % with --train-on camera), distill for what is left after fit has denoised your photos.")]
 ProfileOpt = Annotated[Optional[str], typer.Option(metavar="NAME", help="Also store the model as this camera profile, which `denoise` then picks by itself for the camera's photos (camera and ISOs from their EXIF).")]
 CameraOpt = Annotated[Optional[str], typer.Option(metavar='"MAKE MODEL"', help="With --profile, for photos without EXIF: the camera.")]
 IsoOpt = Annotated[Optional[list[float]], typer.Option("--iso", metavar="ISO", help="With --camera: the photos' ISO (repeat for several).")]
+TrainOnOpt = Annotated[Literal["photos", "camera"], typer.Option(help="What the fast model trains on: photos, your photos with their stage-1 results; camera, the clean images of CLEAN_DIR rendered by the camera that fit calibrates to your photos (colour photos; fit then takes 15 % of the budget).")]
 
 
 @reports_errors("interrupted: checkpoints saved in {run}; run the same command again to continue")
 def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="NOISY_DIR", help="Your noisy photos.", show_default=False)],
           clean_dir: AdaptCleanArg = None, time_budget: AdaptBudgetOpt = "1h", profile: ProfileOpt = None,
           camera: CameraOpt = None, iso: IsoOpt = None, device: DeviceOpt = "auto",
-          precision: TrainPrecisionOpt = "fp32") -> None:
+          precision: TrainPrecisionOpt = "fp32", train_on: TrainOnOpt = "photos") -> None:
     """Adapt to a camera in one command: `fit` on your noisy photos, then `distill`; run again to continue.
 
     Then denoise with `denoise-cli denoise PHOTOS --weights RUN/model`.
@@ -289,7 +290,9 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
         _adapt_raw(run, noisy_dir, clean_dir, seconds, device)
         return _store_or_hint(run, profile, camera, iso, raw=True)
     dev = _join(device)
-    if api.adapted_already(run, seconds):
+    if train_on == "camera" and not clean_dir:
+        raise ConfigError("--train-on camera renders clean images with your camera's noise: give CLEAN_DIR")
+    if api.adapted_already(run, seconds, train_on):
         say(f"{run} has adapted already within {_seconds_text(seconds)}: its model is {run / 'model'} (a larger "
             "--time-budget trains it further)")
         _store_or_hint(run, profile, camera, iso)
@@ -297,7 +300,8 @@ def adapt(run: AdaptRunOpt, noisy_dir: Annotated[Path, typer.Argument(metavar="N
     say(f"Adapting to the photos in {noisy_dir} for {_seconds_text(seconds)} on {dev} — Ctrl-C stops and saves; the "
         "same command continues.")
     with RichReporter() as reporter:
-        done = api.adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, reporter=reporter)
+        done = api.adapt(noisy_dir, clean_dir or [], run, seconds, dev, precision=precision, recipe=train_on,
+                         reporter=reporter)
     say(f"done: {_learned_line(done.report)}.")
     verdict = against_start(Run(run / "model").records())
     if verdict:
