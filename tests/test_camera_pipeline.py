@@ -166,3 +166,21 @@ def test_the_noise_is_zero_mean_where_the_tone_curve_would_shift_the_average_pho
     noisy = raw + rng.standard_normal(raw.shape) * np.sqrt(raw * 8e-3 + 1e-4)
     naive = (encode(to_linear_rgb(noisy, p), p) - encode(to_linear_rgb(raw, p), p)).mean() * 255
     assert naive < -1.0 and abs(bias) < abs(naive) / 5  # Jensen's shift through the concave curve, and most of it removed
+
+
+def test_photos_too_small_to_measure_get_no_calibration_and_a_fit_of_them_ends_without_one(tmp_path):
+    from conftest import run_cli
+    from denoise_cli.io import Photo, write_image
+    from denoise_cli.noise.calibrate import calibrate_photos, crops_of, load_pipeline, save_pipeline
+
+    tiny = [np.random.default_rng(i).random((30, 30, 3)).astype(np.float32) for i in range(2)]
+    assert calibrate_photos(tiny, jpeg=None) is None
+    assert [c.shape for c in crops_of([np.zeros((300, 500, 4))] * 3, n=2)] == [(256, 256, 3)] * 2
+    save_pipeline(CameraPipeline(jpeg_quality=80), tmp_path / "p.json")
+    assert load_pipeline(tmp_path / "p.json") == CameraPipeline(jpeg_quality=80)
+    for i, im in enumerate(tiny):
+        write_image(Photo(im), tmp_path / "in" / f"t{i}.png")
+    r = run_cli("fit", str(tmp_path / "in"), "--run", str(tmp_path / "run"), "--iterations", "2", "--patch", "8",
+                "--batch", "4")
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "run" / "camera_pipeline.json").exists()

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .pipeline import DEMOSAIC, CameraPipeline, render
-from .statistics import PAIRS, blind_stats
+from .statistics import MIN_SIDE, PAIRS, blind_stats
 
 #: Searched parameters: name → (lowest, highest, first step); a and b on a log10 scale.
 SPACE: dict[str, tuple[float, float, float]] = {
@@ -118,9 +118,12 @@ def crops_of(images: list[np.ndarray], n: int = CROPS, side: int = CROP_SIDE) ->
 
 
 def calibrate_photos(images: list[np.ndarray], *, jpeg: tuple[int, str] | None, seed: int = 0,
-                     on_step: Callable[[int, float], None] | None = None) -> tuple[CameraPipeline, dict]:
-    """:func:`calibrate` on centre crops of noisy RGB photos, with their non-local-means copies as the scenes."""
-    noisy = crops_of(images)
+                     on_step: Callable[[int, float], None] | None = None) -> tuple[CameraPipeline, dict] | None:
+    """:func:`calibrate` on centre crops of noisy RGB photos, with their non-local-means copies as the scenes; None
+    when no photo is large enough to measure (under MIN_SIDE pixels a side)."""
+    noisy = crops_of([im for im in images if min(im.shape[:2]) >= MIN_SIDE])
+    if not noisy:
+        return None
     return calibrate(noisy, [stand_in_scene(y) for y in noisy], jpeg=jpeg, seed=seed, on_step=on_step)
 
 

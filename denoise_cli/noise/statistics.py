@@ -19,6 +19,7 @@ LAGS = (1, 2, 4)
 BINS = 8
 MIN_PIXELS = 2000  # a brightness bin with fewer pixels has no σ
 PAIRS = ("rg", "bg")
+MIN_SIDE = 33  # images smaller than this have no interior left once the band-pass borders are cut
 
 
 @dataclass
@@ -95,7 +96,7 @@ def blind_stats(images: list[np.ndarray]) -> dict:
     "rg"/"bg" (the channels' correlation in the finest band). They are not the noise's own statistics (the bands
     filter it), so calibration compares them only with the same measurement of a model's photos."""
     parts = [(_bands(im.astype(np.float32)), im[8:-8, 8:-8].reshape(-1, 3)) for im in images
-             if min(im.shape[:2]) > 32]
+             if min(im.shape[:2]) >= MIN_SIDE]
     bands = [np.concatenate([p[0][k] for p in parts]).astype(np.float64) for k in range(len(SCALES))]
     level = np.concatenate([p[1] for p in parts])
     bins = np.clip((level * BINS).astype(int), 0, BINS - 1)

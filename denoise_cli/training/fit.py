@@ -158,13 +158,16 @@ def _train(noisy_dir: str | Path, run: Run, cfg: FitConfig, budget: Budget, devi
     return stage, held, levels
 
 
-def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, reporter: Reporter) -> dict:
-    """Fit the camera pipeline (noise.calibrate) to the photos and write it to the run; its numbers for the report."""
+def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, reporter: Reporter) -> dict | None:
+    """Fit the camera pipeline (noise.calibrate) to the photos and write it to the run; its numbers for the report
+    (None, and no file, for photos too small to measure)."""
     settings = (jpeg["quality"], jpeg["subsampling"]) if jpeg.get("photos") else None
     reporter.start("calibrate", SWEEPS, "camera pipeline")
-    pipeline, info = calibrate_photos(images, jpeg=settings,
-                                      on_step=lambda *_: reporter.update("calibrate", advance=1))
+    calibrated = calibrate_photos(images, jpeg=settings, on_step=lambda *_: reporter.update("calibrate", advance=1))
     reporter.done("calibrate")
+    if calibrated is None:
+        return None
+    pipeline, info = calibrated
     if parallel.is_main():
         save_pipeline(pipeline, run.path / PIPELINE_FILE, measured=info["target"], model=info["model"],
                       distance=info["distance"])
@@ -202,7 +205,9 @@ def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: 
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
         report["correlated"] = report_section(correlated)
     if cfg.mode == "real" and cfg.channels == 3:
-        report["pipeline"] = _calibrate_pipeline(run, images, report["jpeg"], reporter)
+        camera = _calibrate_pipeline(run, images, report["jpeg"], reporter)
+        if camera:
+            report["pipeline"] = camera
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
     plot(report, run.path / "noise_report.png")
     parallel.barrier()
