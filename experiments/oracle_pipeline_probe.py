@@ -4,7 +4,7 @@ limits `--noise-model pipeline`; if not, the pipeline's form (or the training ti
 
     python experiments/oracle_pipeline_probe.py CAMERA FIT_RUN OUT_RUN
 
-Searches the same parameters as noise.calibrate (coordinate search, common random numbers) on 8 centre crops of the
+Searches the same parameters by noise.calibrate's coordinate search (common random numbers) on 8 centre crops of the
 camera's references, minimising the squared log error of σ per channel and brightness plus 4× the squared error of
 the 1/2/4-pixel and R–G/B–G correlations of the true noise; then copies FIT_RUN to OUT_RUN with that pipeline as its
 camera_pipeline.json. Then: `denoise-cli distill CLEAN --fit OUT_RUN --noise-model pipeline ...`.
@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.noise_fidelity import POLYU, strong_edges
 from denoise_cli.io import read_image
-from denoise_cli.noise.calibrate import CORRELATION_WEIGHT, SPACE, crops_of, pipeline_of, save_pipeline
+from denoise_cli.noise.calibrate import CORRELATION_WEIGHT, coordinate_search, crops_of, pipeline_of, save_pipeline
 from denoise_cli.noise.jpeg_settings import jpeg_settings
 from denoise_cli.noise.pipeline import CameraPipeline, finish, render
 from denoise_cli.noise.statistics import LAGS, PAIRS, NoiseStats
@@ -54,19 +54,8 @@ def main() -> None:
         return distance(target, stats([render(x, p, np.random.default_rng([0, i])) - finish(x, p) + x
                                        for i, x in enumerate(xs)], xs))
 
-    theta = {"log_a": -3.0, "log_b": -5.0, "wb_r": 2.0, "wb_b": 1.6, "luma_blur": 0.0, "chroma_blur": 1.0,
-             "sharpen": 0.0, "contrast": 0.3}
-    steps = {k: v[2] for k, v in SPACE.items()}
-    best = cost(theta)
-    for sweep in range(8):
-        for name, (lo, hi, _) in SPACE.items():
-            for sign in (1, -1):
-                trial = {**theta, name: float(np.clip(theta[name] + sign * steps[name], lo, hi))}
-                if trial[name] != theta[name] and (c := cost(trial)) < best:
-                    theta, best = trial, c
-                    break
-        steps = {k: v / 2 for k, v in steps.items()}
-        print(f"sweep {sweep}: distance {best:.4f}", flush=True)
+    report = lambda sweep, best: print(f"sweep {sweep}: distance {best:.4f}", flush=True)  # noqa: E731
+    theta, _, _ = coordinate_search(cost, on_step=report)
     p = pipeline_of(theta, base)
     model = stats([render(x, p, np.random.default_rng([1, i])) - finish(x, p) + x for i, x in enumerate(xs)], xs)
     for k in (*map(str, LAGS), *PAIRS):

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..io import write_bytes_atomic
 from .pipeline import DEMOSAIC, CameraPipeline, render
 from .statistics import MIN_SIDE, PAIRS, blind_stats
 
@@ -54,18 +55,18 @@ def simulated_stats(p: CameraPipeline, scenes: list[np.ndarray], seed: int = 0) 
     return blind_stats([render(x, p, np.random.default_rng([seed, i])) for i, x in enumerate(scenes)])
 
 
-def calibrate(noisy: list[np.ndarray], scenes: list[np.ndarray], *, jpeg: tuple[int, str] | None,
-              sweeps: int = SWEEPS, seed: int = 0, on_step: Callable[[int, float], None] | None = None
-              ) -> tuple[CameraPipeline, dict]:
-    """The pipeline whose noise on ``scenes`` (stand-ins for the clean photos) measures most like ``noisy``'s;
-    returns it with the measurements {"target", "model", "distance"}."""
-    target = blind_stats(noisy)
-    base = CameraPipeline(jpeg_quality=jpeg[0] if jpeg else None, subsampling=jpeg[1] if jpeg else "4:2:0")
-    theta = {"log_a": -3.0, "log_b": -5.0, "wb_r": 2.0, "wb_b": 1.6, "luma_blur": 0.0, "chroma_blur": 1.0,
-             "sharpen": 0.0, "contrast": 0.3}
+#: Where the search starts: a mid-range camera at a moderate ISO.
+START = {"log_a": -3.0, "log_b": -5.0, "wb_r": 2.0, "wb_b": 1.6, "luma_blur": 0.0, "chroma_blur": 1.0,
+         "sharpen": 0.0, "contrast": 0.3}
+
+
+def coordinate_search(cost: Callable[[dict[str, float]], float], sweeps: int = SWEEPS,
+                      on_step: Callable[[int, float], None] | None = None) -> tuple[dict[str, float], float, int]:
+    """Minimise ``cost`` over SPACE from START: each sweep tries one step up and down per parameter and keeps the
+    first that lowers it, then halves the steps. Returns the parameters, their cost and how many costs were taken."""
+    theta = dict(START)
     steps = {k: v[2] for k, v in SPACE.items()}
-    cost = lambda th, b: distance(target, simulated_stats(pipeline_of(th, b), scenes, seed))  # noqa: E731
-    best = cost(theta, base)
+    best = cost(theta)
     evaluations = 1
     for sweep in range(sweeps):
         for name, (lo, hi, _) in SPACE.items():
@@ -73,7 +74,7 @@ def calibrate(noisy: list[np.ndarray], scenes: list[np.ndarray], *, jpeg: tuple[
                 trial = {**theta, name: float(np.clip(theta[name] + sign * steps[name], lo, hi))}
                 if trial[name] == theta[name]:
                     continue
-                c = cost(trial, base)
+                c = cost(trial)
                 evaluations += 1
                 if c < best:
                     theta, best = trial, c
@@ -81,6 +82,18 @@ def calibrate(noisy: list[np.ndarray], scenes: list[np.ndarray], *, jpeg: tuple[
         if on_step is not None:
             on_step(sweep, best)
         steps = {k: v / 2 for k, v in steps.items()}
+    return theta, best, evaluations
+
+
+def calibrate(noisy: list[np.ndarray], scenes: list[np.ndarray], *, jpeg: tuple[int, str] | None,
+              sweeps: int = SWEEPS, seed: int = 0, on_step: Callable[[int, float], None] | None = None
+              ) -> tuple[CameraPipeline, dict]:
+    """The pipeline whose noise on ``scenes`` (stand-ins for the clean photos) measures most like ``noisy``'s;
+    returns it with the measurements {"target", "model", "distance"}."""
+    target = blind_stats(noisy)
+    base = CameraPipeline(jpeg_quality=jpeg[0] if jpeg else None, subsampling=jpeg[1] if jpeg else "4:2:0")
+    cost = lambda th, b: distance(target, simulated_stats(pipeline_of(th, b), scenes, seed))  # noqa: E731
+    theta, best, evaluations = coordinate_search(lambda th: cost(th, base), sweeps, on_step)
     for method in DEMOSAIC:  # the demosaicking, tried last at the fitted numbers
         if method != base.demosaic:
             other = replace(base, demosaic=method)
@@ -129,10 +142,7 @@ def calibrate_photos(images: list[np.ndarray], *, jpeg: tuple[int, str] | None, 
 
 def save_pipeline(p: CameraPipeline, path: str | Path, **meta: object) -> None:
     """Write a calibrated pipeline as JSON (its numbers, and what calibration measured), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps({"pipeline": p.to_dict(), **meta}, indent=2, default=float))
-    tmp.replace(path)
+    write_bytes_atomic(Path(path), json.dumps({"pipeline": p.to_dict(), **meta}, indent=2, default=float).encode())
 
 
 def load_pipeline(path: str | Path) -> CameraPipeline:
