@@ -400,12 +400,11 @@ def adapted_already(run: str | os.PathLike, seconds: float, recipe: str = "photo
     """Whether an adapt run has nothing left to do within ``seconds`` (a larger budget continues it); for RAW files
     as for photos."""
     from .training import raw_adapt
-    from .training.adapt import RECIPE_FIT_SHARE, finished, recipe_settings
+    from .training.adapt import find_recipe, finished
 
     if raw_adapt.fitted_groups(run) is not None:
         return raw_adapt.finished(run, seconds)
-    recipe_settings(recipe)
-    return finished(run, seconds, RECIPE_FIT_SHARE[recipe])
+    return finished(run, seconds, find_recipe(recipe).fit_share)
 
 
 def adapt(noisy_dir: str | os.PathLike, clean_dirs: list, run: str | os.PathLike, seconds: float, device, *,

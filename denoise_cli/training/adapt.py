@@ -16,22 +16,30 @@ from ..errors import ConfigError
 FIT_SHARE = 0.6  # of the budget for fit's training; distill gets the rest of the wall time
 MIN_DISTILL_SHARE = 0.2
 
-#: What distill trains on, by name: "photos", the photos with their stage-1 results (the default for colour photos,
-#: see distill.REAL_MODE); "camera", unrelated clean photos rendered by the camera pipeline fit calibrates to the
-#: photos, σ × U(0.7, 1.4) per patch, for the whole budget (no self-score: its probe would be the same noise model).
-#: The camera needs little of fit (its calibration, not a long stage 1), so fit gets a smaller share.
-RECIPES: dict[str, dict] = {
-    "photos": {},
-    "camera": {"noise_model": "pipeline", "noisy_fraction": 0.0, "noise_scale": (0.7, 1.4), "keep": "last"},
+@dataclass(frozen=True)
+class Recipe:
+    """What distill trains on in an adapt run, and the share of the budget fit trains for first."""
+
+    fit_share: float
+    distill: dict
+
+
+#: By name: "photos", the photos with their stage-1 results (the default for colour photos, see distill.REAL_MODE);
+#: "camera", unrelated clean photos rendered by the camera pipeline fit calibrates to the photos, σ × U(0.7, 1.4) per
+#: patch, for the whole budget (no self-score: its probe would be the same noise model). The camera needs little of
+#: fit (its calibration, not a long stage 1), so fit gets a smaller share.
+RECIPES: dict[str, Recipe] = {
+    "photos": Recipe(FIT_SHARE, {}),
+    "camera": Recipe(0.15, {"noise_model": "pipeline", "noisy_fraction": 0.0, "noise_scale": (0.7, 1.4),
+                            "keep": "last"}),
 }
-RECIPE_FIT_SHARE = {"photos": FIT_SHARE, "camera": 0.15}
 
 
-def recipe_settings(recipe: str) -> dict:
-    """The distill settings of a recipe; ConfigError for an unknown name."""
-    if recipe not in RECIPES:
-        raise ConfigError(f"unknown adapt recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
-    return RECIPES[recipe]
+def find_recipe(name: str) -> Recipe:
+    """The recipe of this name; ConfigError for an unknown one."""
+    if name not in RECIPES:
+        raise ConfigError(f"unknown adapt recipe {name!r}: expected one of {', '.join(RECIPES)}")
+    return RECIPES[name]
 
 
 @dataclass
@@ -66,15 +74,15 @@ def adapt(noisy_dir: str | Path, clean_dirs: list[str | Path], run: str | Path, 
     (None: the recipe's), and distill (on what ``recipe`` names, see RECIPES) gets what is left after fit has also
     denoised the photos and estimated the noise (at least MIN_DISTILL_SHARE). A stage that has a checkpoint already is
     resumed with its own saved settings, so an interrupted adapt continues where it stopped, within the same budget."""
-    settings = recipe_settings(recipe)
-    fit_share = RECIPE_FIT_SHARE[recipe] if fit_share is None else fit_share
+    chosen = find_recipe(recipe)
+    fit_share = chosen.fit_share if fit_share is None else fit_share
     fit_run, model_run = Run(run), Run(Path(run) / "model")
     fit_budget = Budget(None, seconds * fit_share)
     fitted = fit(noisy_dir, fit_run, None, fit_budget, device, reporter=reporter)
     if model_run.exists():
         dcfg = saved_distill_config(model_run, fit_run=fit_run.path, clean_dir=[Path(d) for d in clean_dirs])
     else:
-        dcfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[Path(d) for d in clean_dirs], **settings)
+        dcfg = DistillConfig(fit_run=str(fit_run.path), clean_dir=[Path(d) for d in clean_dirs], **chosen.distill)
     # fit's budget counts its training in earlier sessions and everything since it resumed in this one (denoising the
     # photos, estimating the noise): a resumed adapt leaves distill what is left of the one budget, not all of it
     distill_budget = Budget(None, max(seconds - fit_budget.elapsed, seconds * MIN_DISTILL_SHARE))

@@ -26,10 +26,11 @@ from ..registry.checkpoint import load_model, save_model
 from ..errors import ConfigError
 from ..io import read_rgb_folder
 from ..noise.correlated import CorrelatedNoise
-from ..noise.pipeline import CameraPipeline, render
+from ..noise.pipeline import CameraPipeline
 from ..models.mwcnn import build_mwcnn
 from .patches import ImagePool, random_patches
 from .pixel_shuffle import FACTOR, bayer_groups, pd_down, pd_up
+from .pipeline_default import render_batch
 from . import parallel
 from .runs import Budget, Run
 from .loop import train_loop
@@ -197,11 +198,8 @@ def _pipeline(cfg: DistillConfig, correlated_model: CorrelatedNoise | None,
 def _camera_photos(p: CameraPipeline, x: torch.Tensor, scale: torch.Tensor | None,
                    rng: np.random.Generator) -> torch.Tensor:
     """The camera's photos of clean patches x (N,3,H,W): its noise, σ times d per patch, 8-bit and JPEG."""
-    out = []
-    for i, xi in enumerate(x.permute(0, 2, 3, 1).cpu().numpy()):
-        cam = p if scale is None else p.scaled(float(scale[i]) ** 2)
-        out.append(render(xi, cam, rng))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype)
+    camera = (lambda _: p) if scale is None else (lambda i: p.scaled(float(scale[i]) ** 2))
+    return render_batch(x, camera, rng).to(x.device, x.dtype)
 
 
 def noise_probe(cfg: DistillConfig, stage: Stage1, correlated_model: CorrelatedNoise | None,

@@ -11,13 +11,15 @@ Resumable, and meant to run for hours in stretches: rerunning the same command c
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 import torch
 
 from ..io import read_rgb_folder
 from ..models.mwcnn import MULTIPLE, build_mwcnn
-from ..noise.pipeline import render
+from ..noise.pipeline import CameraPipeline, render
 from ..noise.prior import DEFAULT_PRIOR
 from ..registry.checkpoint import load_model, save_model
 from .loop import train_loop
@@ -39,10 +41,17 @@ def clean_pool(folders: list[str], scales: tuple[int, ...] = (2,)) -> ImagePool:
     return ImagePool.from_folders(sets)
 
 
+def render_batch(clean: torch.Tensor, camera: Callable[[int], CameraPipeline], rng: np.random.Generator
+                 ) -> torch.Tensor:
+    """Each clean patch i (N,3,H,W) as ``camera(i)`` would have saved it (noise, 8 bits, JPEG), on the CPU in float32;
+    each camera is asked for just before its patch is rendered."""
+    out = [render(x.permute(1, 2, 0).numpy(), camera(i), rng) for i, x in enumerate(clean.cpu())]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
 def camera_batch(clean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Each clean patch (N,3,H,W) as a camera drawn from the prior would have saved it."""
-    out = [render(x.permute(1, 2, 0).numpy(), DEFAULT_PRIOR.sample(rng), rng) for x in clean]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+    return render_batch(clean, lambda _: DEFAULT_PRIOR.sample(rng), rng)
 
 
 def main(argv: list[str] | None = None) -> None:
