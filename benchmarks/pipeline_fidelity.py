@@ -7,9 +7,12 @@ statistic, against the truth (noisy − reference).
 `noise.calibrate` sees 8 centre crops (256²) of the camera's noisy photos (and, blind, their NLM-denoised copies,
 exactly as `fit` calls it) and the JPEG settings read from the files, never a reference; the references only measure
 the result. The calibrated pipeline's noise is then drawn on the references and measured like the truth: σ per
-channel and brightness (8 bins), the correlation of pixels 1, 2 and 4 apart, R–G and B–G, away from the quarter of
-pixels at the references' strongest edges (there the difference holds misalignment and JPEG ringing, not noise).
-Target: every statistic within 15 %. Writes results/pipeline_fidelity{,-oracle}.{md,json}.
+channel and brightness (8 bins), the correlation of pixels 1, 2 and 4 apart, R–G and B–G, on the flatter half of
+each reference (EDGE_SHARE). In the textured half noisy − reference is mostly not noise, and denoising leaves it: on
+the 80D's crops OpenCV NLM (h 4) takes the finest band's spread of it from 0.97 to 0.14 levels in the flattest quarter
+but only from 5.0 to 4.8 in the most textured tenth. Both files are JPEG q75 4:2:0, so at edges the difference holds
+two compressions' errors and the shot's misalignment with the mean of many. Target: every statistic within 15 %.
+Writes results/pipeline_fidelity{,-oracle}.{md,json}.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from denoise_cli.noise.pipeline import finish, render
 from denoise_cli.noise.statistics import LAGS, PAIRS, NoiseStats, relative_errors
 
 TOLERANCE = 0.15
+EDGE_SHARE = 0.5  # the share of each reference's pixels, at its strongest gradients, left out of both fields
 HIGHPASS = 8.0  # σ (pixels) of the blur whose difference removes what varies only over larger scales
 
 
@@ -58,7 +62,7 @@ def main() -> None:
                    else calibrate_photos(ys, jpeg=jpeg))
         truth, model, truth_hp, model_hp = NoiseStats(), NoiseStats(), NoiseStats(), NoiseStats()
         for i, (y, x) in enumerate(zip(ys, xs)):
-            m = strong_edges(x)
+            m = strong_edges(x, EDGE_SHARE)
             drawn = render(x, p, np.random.default_rng(i)) - finish(x, p)
             truth.add(y - x, x, m)
             model.add(drawn, x, m)
@@ -72,8 +76,9 @@ def main() -> None:
         print(cam, {k: round(v, 2) for k, v in err.items()}, flush=True)
     keys = ["sigma_mean", "sigma_max", *map(str, LAGS), *PAIRS]
     head = ["σ mean", "σ worst bin", *(f"{k} px" for k in LAGS), "R–G", "B–G"]
-    lines = [f"Calibrated camera pipeline against PolyU's true noise ({'oracle scenes' if args.oracle else 'blind'}): "
-             "relative error per statistic (target ≤ 0.15), model vs truth in brackets for the correlations."]
+    lines = [f"Calibrated camera pipeline against PolyU's true noise ({'oracle scenes' if args.oracle else 'blind'}), "
+             f"on the flatter {1 - EDGE_SHARE:.0%} of each reference: relative error per statistic (target ≤ 0.15), "
+             "model vs truth in brackets for the correlations."]
     for title, part in (("", lambda r: r), (f"The same after a {HIGHPASS:g}-pixel high-pass of both noise fields "
                                             "(`highpass`: without the brightness differences between shots):",
                                             lambda r: r["highpass"])):
