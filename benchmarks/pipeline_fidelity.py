@@ -1,5 +1,6 @@
-"""Does a camera pipeline calibrated from noisy photos alone make the camera's noise? Per PolyU camera, statistic by
-statistic, against the truth (noisy − reference).
+"""Does a camera pipeline calibrated from noisy photos alone make the camera's noise? Statistic by statistic.
+
+Per PolyU camera against its true noise (noisy − reference), or per camera drawn from the prior (exact truth).
 
     python -m benchmarks.pipeline_fidelity                 # blind, as `fit` calibrates: scenes = the photos by NLM
     python -m benchmarks.pipeline_fidelity --oracle        # control: the references as stand-in scenes

@@ -15,7 +15,7 @@ RESULTS = HERE / "results"
 BENCHMARKS = [
     ("real_cameras", ["real_cameras.md"]),
     ("noise_fidelity", ["noise_fidelity.md"]),
-    ("pipeline_fidelity", ["pipeline_fidelity.md", "pipeline_fidelity-oracle.md"]),
+    ("pipeline_fidelity", ["pipeline_fidelity.md", "pipeline_fidelity-oracle.md", "pipeline_fidelity-synthetic.md"]),
     ("raw_scenes", ["raw_scenes.md"]),
     ("raw_speed", ["raw_speed.md"]),
     ("quality", ["quality-shipped.md", "quality-shipped-ensemble.md"]),
