@@ -14,7 +14,7 @@ each reference (EDGE_SHARE). In the textured half noisy − reference is mostly 
 the 80D's crops OpenCV NLM (h 4) takes the finest band's spread of it from 0.97 to 0.14 levels in the flattest quarter
 but only from 5.0 to 4.8 in the most textured tenth. Both files are JPEG q75 4:2:0, so at edges the difference holds
 two compressions' errors and the shot's misalignment with the mean of many. Target: every statistic within 15 %.
-Writes results/pipeline_fidelity{,-oracle}.{md,json}.
+Writes results/pipeline_fidelity{,-synthetic}{,-oracle}.{md,json}.
 """
 
 from __future__ import annotations
