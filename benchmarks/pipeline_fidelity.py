@@ -6,14 +6,15 @@ Per PolyU camera against its true noise (noisy − reference), or per camera dra
     python -m benchmarks.pipeline_fidelity --oracle        # control: the references as stand-in scenes
     python -m benchmarks.pipeline_fidelity --synthetic 6   # cameras drawn from the prior, where the truth is exact
 
-`noise.calibrate` sees 8 centre crops (256²) of the camera's noisy photos (and, blind, their NLM-denoised copies,
-exactly as `fit` calls it) and the JPEG settings read from the files, never a reference; the references only measure
-the result. The calibrated pipeline's noise is then drawn on the references and measured like the truth: σ per
-channel and brightness (8 bins), the correlation of pixels 1, 2 and 4 apart, R–G and B–G, on the flatter half of
-each reference (EDGE_SHARE). In the textured half noisy − reference is mostly not noise, and denoising leaves it: on
-the 80D's crops OpenCV NLM (h 4) takes the finest band's spread of it from 0.97 to 0.14 levels in the flattest quarter
-but only from 5.0 to 4.8 in the most textured tenth. Both files are JPEG q75 4:2:0, so at edges the difference holds
-two compressions' errors and the shot's misalignment with the mean of many. Target: every statistic within 15 %.
+`noise.calibrate` sees 8 centre crops (256²) of the camera's noisy photos (and, blind, their copies denoised by the
+shipped default and NLM, exactly as `fit` calls it) and the JPEG settings read from the files, never a reference; the
+references only measure the result. The calibrated pipeline's noise is then drawn on the references and measured like
+the truth: σ per channel and brightness (8 bins), the correlation of pixels 1, 2 and 4 apart, R–G and B–G, on the
+flatter half of each reference (EDGE_SHARE). In the textured half noisy − reference is mostly not noise, and
+denoising leaves it: on the 80D's crops OpenCV NLM (h 4) takes the finest band's spread of it from 0.97 to 0.14
+levels in the flattest quarter but only from 5.0 to 4.8 in the most textured tenth. Both files are JPEG q75 4:2:0, so
+at edges the difference holds two compressions' errors and the shot's misalignment with the mean of many. Target:
+every statistic within 15 %.
 Writes results/pipeline_fidelity{,-synthetic}{,-oracle}.{md,json}.
 """
 
@@ -32,6 +33,7 @@ from denoise_cli.noise.jpeg_settings import jpeg_settings
 from denoise_cli.noise.pipeline import finish, render
 from denoise_cli.noise.prior import DEFAULT_PRIOR
 from denoise_cli.noise.statistics import LAGS, PAIRS, NoiseStats, relative_errors
+from denoise_cli.training.fit import stand_in_denoiser
 
 TOLERANCE = 0.15
 EDGE_SHARE = 0.5  # the share of each reference's pixels, at its strongest gradients, left out of both fields
@@ -86,11 +88,11 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, metavar="N",
                     help="N cameras drawn from the prior on CBSD68 instead of PolyU (an exact truth)")
     args = ap.parse_args()
-    rows = []
+    rows, denoise = [], stand_in_denoiser()
     for cam, ys, xs, noise, jpeg in synthetic_sets(args.synthetic) if args.synthetic else polyu_sets():
         t0 = time.time()
         p, info = (calibrate(crops_of(ys), crops_of(xs), jpeg=jpeg) if args.oracle
-                   else calibrate_photos(ys, jpeg=jpeg))
+                   else calibrate_photos(ys, jpeg=jpeg, denoise=denoise))
         truth, model, truth_hp, model_hp = NoiseStats(), NoiseStats(), NoiseStats(), NoiseStats()
         for i, (r, x) in enumerate(zip(noise, xs)):
             m = strong_edges(x, EDGE_SHARE)

@@ -109,13 +109,20 @@ CROPS = 8  # crops of the photos calibration measures: enough texture and flat a
 CROP_SIDE = 256
 
 
-def stand_in_scene(y: np.ndarray) -> np.ndarray:
+NLM_ALONE_H = 6.0  # non-local means strength for a stand-in from the photo itself (no denoiser given)
+NLM_AFTER_H = 4.0  # the same, after a denoiser: it takes what the denoiser left of strong, off-model noise
+
+
+def stand_in_scene(y: np.ndarray, denoise: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """A stand-in for the clean scene of a noisy photo (H×W×3 in [0,1]), from the photo alone: OpenCV's colour
-    non-local means, strong enough (h 6) to leave little of the noise the search then adds back."""
+    non-local means, on ``denoise(y)`` where a denoiser is given (a network trained on the prior over cameras keeps
+    texture at low ISO and takes strong noise out at high ISO, which one NLM strength cannot do both), else on y."""
     import cv2
 
-    y8 = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
-    return cv2.fastNlMeansDenoisingColored(y8, None, 6, 6, 7, 21).astype(np.float32) / 255
+    h = NLM_AFTER_H if denoise is not None else NLM_ALONE_H
+    x = denoise(np.ascontiguousarray(y, dtype=np.float32)) if denoise is not None else y
+    x8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    return cv2.fastNlMeansDenoisingColored(x8, None, h, h, 7, 21).astype(np.float32) / 255
 
 
 def crops_of(images: list[np.ndarray], n: int = CROPS, side: int = CROP_SIDE) -> list[np.ndarray]:
@@ -131,13 +138,14 @@ def crops_of(images: list[np.ndarray], n: int = CROPS, side: int = CROP_SIDE) ->
 
 
 def calibrate_photos(images: list[np.ndarray], *, jpeg: tuple[int, str] | None, seed: int = 0,
-                     on_step: Callable[[int, float], None] | None = None) -> tuple[CameraPipeline, dict] | None:
-    """:func:`calibrate` on centre crops of noisy RGB photos, with their non-local-means copies as the scenes; None
-    when no photo is large enough to measure (under MIN_SIDE pixels a side)."""
+                     on_step: Callable[[int, float], None] | None = None,
+                     denoise: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[CameraPipeline, dict] | None:
+    """:func:`calibrate` on centre crops of noisy RGB photos, with their :func:`stand_in_scene` copies (through
+    ``denoise`` where given) as the scenes; None when no photo is large enough to measure (under MIN_SIDE a side)."""
     noisy = crops_of([im for im in images if min(im.shape[:2]) >= MIN_SIDE])
     if not noisy:
         return None
-    return calibrate(noisy, [stand_in_scene(y) for y in noisy], jpeg=jpeg, seed=seed, on_step=on_step)
+    return calibrate(noisy, [stand_in_scene(y, denoise) for y in noisy], jpeg=jpeg, seed=seed, on_step=on_step)
 
 
 def save_pipeline(p: CameraPipeline, path: str | Path, **meta: object) -> None:

@@ -158,12 +158,24 @@ def _train(noisy_dir: str | Path, run: Run, cfg: FitConfig, budget: Budget, devi
     return stage, held, levels
 
 
-def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, reporter: Reporter) -> dict | None:
+def stand_in_denoiser(device: torch.device = torch.device("cpu")):
+    """The denoiser calibration makes its stand-in scenes with: the shipped colour default, trained on the prior
+    over camera pipelines (noise.calibrate.stand_in_scene)."""
+    from ..inference.denoiser import Denoiser
+    from ..registry.checkpoint import load_model
+    from ..registry.weights import resolve
+
+    return Denoiser(load_model(resolve(None)), device).denoise
+
+
+def _calibrate_pipeline(run: Run, images: list[np.ndarray], jpeg: dict, device: torch.device,
+                        reporter: Reporter) -> dict | None:
     """Fit the camera pipeline (noise.calibrate) to the photos and write it to the run; its numbers for the report
     (None, and no file, for photos too small to measure)."""
     settings = (jpeg["quality"], jpeg["subsampling"]) if jpeg.get("photos") else None
     reporter.start("calibrate", SWEEPS, "camera pipeline")
-    calibrated = calibrate_photos(images, jpeg=settings, on_step=lambda *_: reporter.update("calibrate", advance=1))
+    calibrated = calibrate_photos(images, jpeg=settings, on_step=lambda *_: reporter.update("calibrate", advance=1),
+                                  denoise=stand_in_denoiser(device))
     reporter.done("calibrate")
     if calibrated is None:
         return None
@@ -205,7 +217,7 @@ def _finish(run: Run, stage: Stage1, cfg: FitConfig, files: list[Path], photos: 
         save_noise(correlated, run.path / CORRELATED_FILE, source="fit: residuals of the blind-spot mean, calibrated")
         report["correlated"] = report_section(correlated)
     if cfg.mode == "real" and cfg.channels == 3:
-        camera = _calibrate_pipeline(run, images, report["jpeg"], reporter)
+        camera = _calibrate_pipeline(run, images, report["jpeg"], device, reporter)
         if camera:
             report["pipeline"] = camera
     (run.path / REPORT_FILE).write_text(json.dumps(report, indent=2))
