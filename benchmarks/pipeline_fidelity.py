@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, metavar="N",
                     help="N cameras drawn from the prior on CBSD68 instead of PolyU (an exact truth)")
     args = ap.parse_args()
-    rows, denoise = [], stand_in_denoiser()
+    rows, denoise = [], None if args.oracle else stand_in_denoiser()  # the oracle's scenes are the references
     for cam, ys, xs, noise, jpeg in synthetic_sets(args.synthetic) if args.synthetic else polyu_sets():
         t0 = time.time()
         p, info = (calibrate(crops_of(ys), crops_of(xs), jpeg=jpeg) if args.oracle

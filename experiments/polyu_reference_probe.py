@@ -25,6 +25,8 @@ import numpy as np
 
 from benchmarks.noise_fidelity import POLYU
 from denoise_cli.api import load_denoiser
+from denoise_cli.evaluation import metrics
+from denoise_cli.evaluation.metrics import to_255
 from denoise_cli.io import list_images, read_image
 from denoise_cli.noise.pipeline import CameraPipeline, render
 
@@ -50,8 +52,7 @@ def spectrum(im: np.ndarray) -> np.ndarray:
 
 
 def psnr(out: np.ndarray, ref: np.ndarray) -> float:
-    e = np.round(np.clip(out, 0, 1) * 255) - np.round(np.clip(ref, 0, 1) * 255)
-    return float(10 * np.log10(255 ** 2 / max((e ** 2).mean(), 1e-12)))
+    return metrics.psnr(to_255(ref), to_255(out))
 
 
 def blurred(im: np.ndarray, s: float) -> np.ndarray:
